@@ -1,0 +1,353 @@
+//! Configuration: parsed strictly from YAML, validated once into [`Config`].
+//!
+//! YAML crate: `serde_yaml_ng`, a maintained fork of the archived `serde_yaml` with the same
+//! data model; its errors carry line and column, and `serde_path_to_error` adds the key path.
+
+pub mod duration;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use raw::{RawConfig, RawSourceSettings};
+
+/// Why a configuration could not be loaded. Every variant names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{}: key `{key}`: {message}", line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()))]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+/// A password or other secret: never printed, not even by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub user: String,
+    pub password: Secret,
+    pub database: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    pub requires: Vec<String>,
+    pub within: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectorsConfig {
+    pub default_expected_interval: Duration,
+    pub staleness_factor: f64,
+    pub expected_intervals: BTreeMap<String, Duration>,
+    pub dependencies: BTreeMap<String, Dependency>,
+    pub late_arrival_window: Duration,
+    pub max_window_rows: u64,
+}
+
+impl CollectorsConfig {
+    pub fn expected_interval(&self, collector: &str) -> Duration {
+        self.expected_intervals.get(collector).copied().unwrap_or(self.default_expected_interval)
+    }
+
+    /// Every collector the config names, as interval owner, dependent or dependency.
+    pub fn named_collectors(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.expected_intervals.keys().cloned().collect();
+        for (name, dep) in &self.dependencies {
+            names.insert(name.clone());
+            names.extend(dep.requires.iter().cloned());
+        }
+        names
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    pub known_statuses: Vec<String>,
+}
+
+/// Framework settings of one source, defaults applied.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub enabled: bool,
+    pub timeout: Duration,
+    pub min_interval: Duration,
+    pub serve_stale_for: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourcesConfig {
+    pub collector_runs: SourceSettings,
+    pub accounts: SourceSettings,
+}
+
+/// A configuration that passed validation. Only [`Config::load`] and [`Config::from_yaml`] make one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub clickhouse: ClickHouseConfig,
+    pub collectors: CollectorsConfig,
+    pub accounts: AccountsConfig,
+    pub sources: SourcesConfig,
+    _validated: (),
+}
+
+pub const DEFAULT_KNOWN_STATUSES: [&str; 4] = ["active", "pending_setup", "no_access", "disabled"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_yaml(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates `text`; `path` is only used in error messages and to resolve
+    /// relative `password_file` paths; `env` looks up environment variables.
+    pub fn from_yaml(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = parse(text, path)?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: line_of_key(text, key),
+            message,
+        };
+        Validator { path, env, invalid: &invalid }.validate(raw)
+    }
+}
+
+fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        let line = inner.location().map(|l| l.line());
+        // serde_yaml_ng appends " at line L column C" to its text; the line is reported separately.
+        let mut message = inner.to_string();
+        if let Some(cut) = message.find(" at line ") {
+            message.truncate(cut);
+        }
+        ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
+    })
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    invalid: &'a dyn Fn(&str, String) -> ConfigError,
+}
+
+impl Validator<'_> {
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let clickhouse = self.clickhouse(raw.clickhouse)?;
+        let collectors = self.collectors(raw.collectors)?;
+        let known_statuses = match raw.accounts.known_statuses {
+            None => DEFAULT_KNOWN_STATUSES.iter().map(|s| s.to_string()).collect(),
+            Some(list) if list.is_empty() => {
+                return Err((self.invalid)("accounts.known_statuses", "must list at least one status".into()))
+            }
+            Some(list) => list,
+        };
+        let sources = SourcesConfig {
+            collector_runs: self.source("collector_runs", &raw.sources.collector_runs, clickhouse.timeout)?,
+            accounts: self.source("accounts", &raw.sources.accounts, clickhouse.timeout)?,
+        };
+        Ok(Config {
+            clickhouse,
+            collectors,
+            accounts: AccountsConfig { known_statuses },
+            sources,
+            _validated: (),
+        })
+    }
+
+    fn clickhouse(&self, raw: raw::RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
+        let url = raw.url.trim_end_matches('/').to_string();
+        let after_scheme = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| (self.invalid)("clickhouse.url", "must start with http:// or https://".into()))?;
+        let authority = after_scheme.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            // Credentials in a URL end up in logs and error texts; force the dedicated keys.
+            return Err((self.invalid)(
+                "clickhouse.url",
+                "must not contain credentials; use clickhouse.user and clickhouse.password_file".into(),
+            ));
+        }
+        if authority.is_empty() {
+            return Err((self.invalid)("clickhouse.url", "has no host".into()));
+        }
+        if url.starts_with("https://") {
+            return Err((self.invalid)(
+                "clickhouse.url",
+                "https is not supported by this build; put a TLS-terminating proxy in front or use http on a private network".into(),
+            ));
+        }
+        let set = [raw.password.is_some(), raw.password_file.is_some(), raw.password_env.is_some()];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err((self.invalid)(
+                "clickhouse.password_file",
+                "set at most one of password, password_file, password_env".into(),
+            ));
+        }
+        let password = if let Some(file) = raw.password_file {
+            let file = if file.is_relative() {
+                self.path.parent().unwrap_or(Path::new(".")).join(file)
+            } else {
+                file
+            };
+            let text = std::fs::read_to_string(&file).map_err(|err| {
+                (self.invalid)("clickhouse.password_file", format!("cannot read {}: {err}", file.display()))
+            })?;
+            Secret(text.trim_end_matches(['\n', '\r']).to_string())
+        } else if let Some(var) = raw.password_env {
+            Secret((self.env)(&var).ok_or_else(|| {
+                (self.invalid)("clickhouse.password_env", format!("environment variable {var} is not set"))
+            })?)
+        } else {
+            Secret(raw.password.unwrap_or_default())
+        };
+        let database = raw.database.unwrap_or_else(|| "polo".to_string());
+        if !is_identifier(&database) {
+            return Err((self.invalid)(
+                "clickhouse.database",
+                format!("{database:?} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"),
+            ));
+        }
+        let timeout = raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
+        if timeout < Duration::from_millis(100) {
+            return Err((self.invalid)("clickhouse.timeout", "must be at least 100ms".into()));
+        }
+        Ok(ClickHouseConfig {
+            url,
+            user: raw.user.unwrap_or_else(|| "default".to_string()),
+            password,
+            database,
+            timeout,
+        })
+    }
+
+    fn collectors(&self, raw: raw::RawCollectors) -> Result<CollectorsConfig, ConfigError> {
+        let staleness_factor = raw.staleness_factor.unwrap_or(2.0);
+        if !(staleness_factor.is_finite() && staleness_factor >= 1.0) {
+            return Err((self.invalid)("collectors.staleness_factor", "must be a number >= 1".into()));
+        }
+        let default_expected_interval =
+            raw.default_expected_interval.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
+        if default_expected_interval.is_zero() {
+            return Err((self.invalid)("collectors.default_expected_interval", "must be positive".into()));
+        }
+        let mut expected_intervals = BTreeMap::new();
+        for (name, interval) in raw.expected_intervals {
+            if interval.0.is_zero() {
+                return Err((self.invalid)(&format!("collectors.expected_intervals.{name}"), "must be positive".into()));
+            }
+            expected_intervals.insert(name, interval.0);
+        }
+        let mut dependencies = BTreeMap::new();
+        for (name, dep) in raw.dependencies {
+            let key = format!("collectors.dependencies.{name}");
+            if dep.requires.is_empty() {
+                return Err((self.invalid)(&format!("{key}.requires"), "must name at least one collector".into()));
+            }
+            if dep.requires.contains(&name) {
+                return Err((self.invalid)(&format!("{key}.requires"), "a collector cannot depend on itself".into()));
+            }
+            let within = dep.within.map(|d| d.0).unwrap_or(Duration::from_secs(20 * 60));
+            if within.is_zero() {
+                return Err((self.invalid)(&format!("{key}.within"), "must be positive".into()));
+            }
+            dependencies.insert(name, Dependency { requires: dep.requires, within });
+        }
+        let late_arrival_window = raw.late_arrival_window.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
+        if late_arrival_window < Duration::from_secs(60) {
+            return Err((self.invalid)("collectors.late_arrival_window", "must be at least 1m".into()));
+        }
+        let max_window_rows = raw.max_window_rows.unwrap_or(200_000);
+        if max_window_rows == 0 {
+            return Err((self.invalid)("collectors.max_window_rows", "must be positive".into()));
+        }
+        Ok(CollectorsConfig {
+            default_expected_interval,
+            staleness_factor,
+            expected_intervals,
+            dependencies,
+            late_arrival_window,
+            max_window_rows,
+        })
+    }
+
+    fn source(&self, name: &str, raw: &RawSourceSettings, backend_timeout: Duration) -> Result<SourceSettings, ConfigError> {
+        let timeout = raw.timeout.map(|d| d.0).unwrap_or(backend_timeout);
+        if timeout < Duration::from_millis(100) {
+            return Err((self.invalid)(&format!("sources.{name}.timeout"), "must be at least 100ms".into()));
+        }
+        Ok(SourceSettings {
+            enabled: raw.enabled.unwrap_or(true),
+            timeout,
+            min_interval: raw.min_interval.map(|d| d.0).unwrap_or(Duration::ZERO),
+            serve_stale_for: raw.serve_stale_for.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
+        })
+    }
+}
+
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Best-effort line (1-based) of a dotted key path in YAML block style, for validation errors
+/// that arise after parsing. Walks the path segment by segment, each deeper than the last.
+fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
+    let mut line_no = 0usize;
+    let mut min_indent = 0usize;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    for segment in key_path.split('.') {
+        let needle = format!("{segment}:");
+        let start = found.map(|l: usize| l + 1).unwrap_or(0);
+        let hit = lines.iter().enumerate().skip(start).find(|(_, line)| {
+            let trimmed = line.trim_start();
+            let indent = line.len() - trimmed.len();
+            indent >= min_indent && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{segment}\":")))
+        })?;
+        line_no = hit.0;
+        min_indent = hit.1.len() - hit.1.trim_start().len() + 1;
+        found = Some(hit.0);
+    }
+    Some(line_no + 1)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! The configuration file as written: strict serde types, every field documented.
+//! Nothing outside `config` uses these; `Config::load` turns them into validated types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::duration::PromDuration;
+
+/// Top level of `polo-exporter.yml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// How to reach the ClickHouse that holds the `polo` database.
+    pub clickhouse: RawClickHouse,
+    /// Expectations about Polo's collectors (Lambdas).
+    #[serde(default)]
+    pub collectors: RawCollectors,
+    /// Expectations about `polo.aws_accounts`.
+    #[serde(default)]
+    pub accounts: RawAccounts,
+    /// Per-source framework settings (enable, timeout, cache, stale serving).
+    #[serde(default)]
+    pub sources: RawSources,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClickHouse {
+    /// HTTP(S) endpoint, e.g. `http://127.0.0.1:8123`. No credentials in the URL.
+    pub url: String,
+    /// User name; default `default`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Inline password. Discouraged: prefer `password_file` or `password_env`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File whose content (trailing newline removed) is the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Database holding `collector_runs` and `aws_accounts`; default `polo`.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Upper bound for one source's queries (also sent as `max_execution_time`); default 10s.
+    #[serde(default)]
+    pub timeout: Option<PromDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollectors {
+    /// Expected interval of a collector not listed in `expected_intervals`; default 1h.
+    #[serde(default)]
+    pub default_expected_interval: Option<PromDuration>,
+    /// A collector is stale after `staleness_factor` × its expected interval; default 2.
+    #[serde(default)]
+    pub staleness_factor: Option<f64>,
+    /// Expected interval per collector name.
+    #[serde(default)]
+    pub expected_intervals: BTreeMap<String, PromDuration>,
+    /// Collectors that need others to have succeeded recently.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, RawDependency>,
+    /// How late a run's row may be inserted after its `started_at`; default 1h.
+    #[serde(default)]
+    pub late_arrival_window: Option<PromDuration>,
+    /// Upper bound on rows read per scrape from the late-arrival window; default 200000.
+    #[serde(default)]
+    pub max_window_rows: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDependency {
+    /// Collectors that must each have a `succeeded` run within `within`.
+    pub requires: Vec<String>,
+    /// How recent those successes must be; default 20m.
+    #[serde(default)]
+    pub within: Option<PromDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccounts {
+    /// Statuses always exported by `polo_accounts{status}`, 0 included.
+    #[serde(default)]
+    pub known_statuses: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSources {
+    #[serde(default)]
+    pub collector_runs: RawSourceSettings,
+    #[serde(default)]
+    pub accounts: RawSourceSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSourceSettings {
+    /// Run this source; default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Deadline of one run; default the backend's timeout.
+    #[serde(default)]
+    pub timeout: Option<PromDuration>,
+    /// Reuse a successful result younger than this instead of querying again; default 0s.
+    #[serde(default)]
+    pub min_interval: Option<PromDuration>,
+    /// After a failure, keep serving the last good series this long; default 1h.
+    #[serde(default)]
+    pub serve_stale_for: Option<PromDuration>,
+}

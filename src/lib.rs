@@ -1,0 +1,9 @@
+//! polo-exporter: Prometheus exporter for the self-monitoring of Polo.
+
+pub mod clickhouse;
+pub mod config;
+pub mod framework;
+pub mod http;
+pub mod metrics;
+pub mod sources;
+pub mod status;

@@ -1,0 +1,153 @@
+//! A per-scrape snapshot of metric families, encoded as OpenMetrics text by prometheus-client.
+//!
+//! Sources build plain [`MetricFamily`] values instead of registering long-lived metrics, so a
+//! label set that disappears from the data disappears from the output too.
+
+use std::fmt::Write;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Gauge(f64),
+    /// Counter family names are given without `_total`; the encoder appends it.
+    Counter(f64),
+    /// `buckets` holds (upper bound, count of observations in that bucket alone), the last
+    /// bound being +Inf; the encoder makes them cumulative.
+    Histogram { sum: f64, count: u64, buckets: Vec<(f64, u64)> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
+}
+
+impl MetricFamily {
+    pub fn gauge(name: &'static str, help: &'static str) -> Self {
+        Self { name, help, kind: Kind::Gauge, samples: Vec::new() }
+    }
+
+    pub fn counter(name: &'static str, help: &'static str) -> Self {
+        Self { name, help, kind: Kind::Counter, samples: Vec::new() }
+    }
+
+    pub fn histogram(name: &'static str, help: &'static str) -> Self {
+        Self { name, help, kind: Kind::Histogram, samples: Vec::new() }
+    }
+
+    /// Adds a sample whose value type follows the family's kind (gauge or counter).
+    pub fn push(&mut self, labels: Labels, value: f64) {
+        let value = match self.kind {
+            Kind::Counter => Value::Counter(value),
+            _ => Value::Gauge(value),
+        };
+        self.samples.push(Sample { labels, value });
+    }
+
+    pub fn with(mut self, labels: Labels, value: f64) -> Self {
+        self.push(labels, value);
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Snapshot(Vec<MetricFamily>);
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for family in &self.0 {
+            let metric_type = match family.kind {
+                Kind::Gauge => MetricType::Gauge,
+                Kind::Counter => MetricType::Counter,
+                Kind::Histogram => MetricType::Histogram,
+            };
+            let mut metric = encoder.encode_descriptor(family.name, family.help, None, metric_type)?;
+            for sample in &family.samples {
+                let mut encoder = metric.encode_family(&sample.labels)?;
+                match &sample.value {
+                    Value::Gauge(v) => encoder.encode_gauge(v)?,
+                    Value::Counter(v) => encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(v, None)?,
+                    Value::Histogram { sum, count, buckets } => {
+                        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(*sum, *count, buckets, None)?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Content type of [`encode`]'s output.
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Encodes families as OpenMetrics text, `# EOF` included.
+pub fn encode(families: Vec<MetricFamily>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshot(families)));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+    out
+}
+
+/// Formats a label set for log lines and tests: `{a="x",b="y"}`.
+pub fn format_labels(labels: &Labels) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{k}={v:?}");
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_gauges_counters_and_histograms() {
+        let families = vec![
+            MetricFamily::gauge("polo_x_seconds", "X.").with(vec![("a", "q\"uo\nte".into())], 1.5),
+            MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
+            MetricFamily {
+                name: "polo_h_seconds",
+                help: "H.",
+                kind: Kind::Histogram,
+                samples: vec![Sample {
+                    labels: vec![],
+                    value: Value::Histogram { sum: 2.5, count: 3, buckets: vec![(1.0, 1), (f64::INFINITY, 2)] },
+                }],
+            },
+        ];
+        let text = encode(families);
+        assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo\\nte\"} 1.5\n"), "{text}");
+        assert!(text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
+        assert!(text.contains("polo_h_seconds_bucket{le=\"1.0\"} 1\n"), "{text}");
+        assert!(text.contains("polo_h_seconds_count{} 3\n"), "{text}");
+        assert!(text.contains("polo_h_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
