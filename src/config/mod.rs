@@ -156,6 +156,10 @@ fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         if let Some(cut) = message.find(" at line ") {
             message.truncate(cut);
         }
+        // It also prefixes custom errors with the key path, which is reported separately.
+        if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
+            message = rest.to_string();
+        }
         ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
     })
 }

@@ -10,6 +10,8 @@ use tokio::time::Instant;
 use super::{ErrorKind, Source, SourceContext, SourceError, SourceOutput};
 use crate::config::SourceSettings;
 
+const RUN_DEADLINE_MARGIN: Duration = Duration::from_millis(25);
+
 /// What a scrape sees of one source.
 #[derive(Debug, Clone)]
 pub struct SourceView {
@@ -76,7 +78,8 @@ impl SourceRunner {
                 Some(match &state.in_flight {
                     Some(run) => run.clone(),
                     None => {
-                        let deadline = scrape_deadline.min(Instant::now() + self.settings.timeout);
+                        // Ends a little before the scrape gives up, so the scrape reports the outcome.
+                        let deadline = (scrape_deadline - RUN_DEADLINE_MARGIN).min(Instant::now() + self.settings.timeout);
                         let me = Arc::clone(self);
                         let run = async move { me.run_once(deadline).await }.boxed().shared();
                         state.in_flight = Some(run.clone());

@@ -1,0 +1,74 @@
+//! The command line (`--config.check`, `--version`) and the HTTP surface.
+
+mod common;
+
+use std::process::Command;
+
+use common::{config, free_port, http, root, Exporter};
+
+fn check(yaml: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter")).arg("--config.file").arg(&path).arg("--config.check").output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn config_check_accepts_the_shipped_example() {
+    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter"))
+        .arg("--config.file")
+        .arg(root().join("examples/local.yml"))
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config OK"));
+}
+
+#[test]
+fn config_check_names_key_and_line() {
+    let cases = [
+        ("clickhouse:\n  url: http://x:8123\n  databse: polo\n", "bad.yml:3: key `clickhouse.databse`", "unknown field"),
+        ("clickhouse:\n  url: http://x:8123\ncollectors:\n  staleness_factor: high\n", "bad.yml:4: key `collectors.staleness_factor`", "invalid type"),
+        ("clickhouse:\n  url: http://x:8123\ncollectors:\n  expected_intervals:\n    config_ec2: 15mins\n", "bad.yml:5: key `collectors.expected_intervals.config_ec2`", "invalid duration"),
+        ("clickhouse:\n  url: http://x:8123\n  timeout: 10\n", "bad.yml:3: key `clickhouse.timeout`: invalid duration \"10\"", "expected a number and a unit"),
+    ];
+    for (yaml, location, message) in cases {
+        let (ok, _, stderr) = check(yaml);
+        assert!(!ok, "{yaml}");
+        assert!(stderr.contains(location) && stderr.contains(message), "expected {location} / {message}, got: {stderr}");
+    }
+}
+
+#[test]
+fn config_check_does_not_contact_clickhouse() {
+    // A port nobody listens on: check must still pass, since it only validates.
+    let (ok, stdout, _) = check(&config(&format!("http://127.0.0.1:{}", free_port()), ""));
+    assert!(ok && stdout.contains("config OK"));
+}
+
+#[test]
+fn version_flag_prints_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn http_surface() {
+    let exporter = Exporter::start(&config(&format!("http://127.0.0.1:{}", free_port()), ""));
+    let metrics = exporter.get("/metrics");
+    assert_eq!(metrics.status, 200, "a failed source still gives 200");
+    assert_eq!(metrics.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert!(metrics.body.ends_with("# EOF\n"));
+    let landing = exporter.get("/");
+    assert_eq!(landing.status, 200);
+    assert!(landing.body.contains("href=\"/metrics\""));
+    assert_eq!(exporter.get("/healthz").status, 200);
+    assert_eq!(exporter.get("/readyz").status, 200);
+    assert_eq!(exporter.get("/nope").status, 404);
+    let post = http(exporter.port, "POST", "/metrics", &[], "");
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    assert_eq!(http(exporter.port, "DELETE", "/healthz", &[], "").status, 405);
+}
