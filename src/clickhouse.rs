@@ -37,7 +37,10 @@ impl ClickHouse {
             // Makes X-ClickHouse-Summary complete, so read_rows is exact. Results are small.
             .with_setting("wait_end_of_query", "1")
             .with_setting("log_comment", log_comment(source));
-        Self { client, database: cfg.database.clone() }
+        Self {
+            client,
+            database: cfg.database.clone(),
+        }
     }
 
     /// A table of the configured database, qualified (the name was validated as an identifier).
@@ -50,11 +53,18 @@ impl ClickHouse {
     }
 
     /// Runs `query` and decodes all rows; `what` names the query in errors.
-    pub async fn fetch_all<T>(&self, ctx: &SourceContext, what: &str, query: Query) -> Result<Vec<T>, SourceError>
+    pub async fn fetch_all<T>(
+        &self,
+        ctx: &SourceContext,
+        what: &str,
+        query: Query,
+    ) -> Result<Vec<T>, SourceError>
     where
         T: RowOwned + RowRead,
     {
-        let fail = |err: clickhouse::error::Error| SourceError::with_cause(classify(&err), format!("query {what} failed"), err);
+        let fail = |err: clickhouse::error::Error| {
+            SourceError::with_cause(classify(&err), format!("query {what} failed"), err)
+        };
         let mut cursor = query.fetch::<T>().map_err(fail)?;
         let mut rows = Vec::new();
         while let Some(row) = cursor.next().await.map_err(fail)? {
@@ -104,10 +114,28 @@ mod tests {
 
     #[test]
     fn classifies_errors() {
-        assert_eq!(classify(&E::BadResponse("Code: 516. DB::Exception: default: Authentication failed".into())), ErrorKind::Auth);
-        assert_eq!(classify(&E::BadResponse("Code: 60. DB::Exception: Table polo.x does not exist".into())), ErrorKind::Query);
-        assert_eq!(classify(&E::BadResponse("Code: 159. DB::Exception: Timeout exceeded".into())), ErrorKind::Timeout);
-        assert_eq!(classify(&E::BadResponse("bad gateway".into())), ErrorKind::Query);
+        assert_eq!(
+            classify(&E::BadResponse(
+                "Code: 516. DB::Exception: default: Authentication failed".into()
+            )),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify(&E::BadResponse(
+                "Code: 60. DB::Exception: Table polo.x does not exist".into()
+            )),
+            ErrorKind::Query
+        );
+        assert_eq!(
+            classify(&E::BadResponse(
+                "Code: 159. DB::Exception: Timeout exceeded".into()
+            )),
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            classify(&E::BadResponse("bad gateway".into())),
+            ErrorKind::Query
+        );
         assert_eq!(classify(&E::NotEnoughData), ErrorKind::Decode);
     }
 

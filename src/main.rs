@@ -82,11 +82,15 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config_file).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    if !args.telemetry_path.starts_with('/') || polo_exporter::http::STATUS_PATHS.contains(&args.telemetry_path.as_str()) {
+    if !args.telemetry_path.starts_with('/')
+        || polo_exporter::http::STATUS_PATHS.contains(&args.telemetry_path.as_str())
+    {
         anyhow::bail!("--web.telemetry-path must start with / and not be a status API path");
     }
     let address = listen_address(&args.listen_address)?;
-    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
     let runners = sources::build(&config);
     let exporter = Exporter::new(runners);
     tracing::info!(
@@ -97,7 +101,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         sources = %exporter.source_names().join(","),
         "listening"
     );
-    let app = App::new(exporter, WebConfig { telemetry_path: args.telemetry_path, scrape_timeout_offset: args.scrape_timeout_offset });
+    let app = App::new(
+        exporter,
+        WebConfig {
+            telemetry_path: args.telemetry_path,
+            scrape_timeout_offset: args.scrape_timeout_offset,
+        },
+    );
     http::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
@@ -105,8 +115,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// `:9820` means every interface, as in other Prometheus exporters.
 fn listen_address(text: &str) -> anyhow::Result<SocketAddr> {
-    let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
-    full.parse().with_context(|| format!("--web.listen-address {text:?} is not [host]:port"))
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
+    full.parse()
+        .with_context(|| format!("--web.listen-address {text:?} is not [host]:port"))
 }
 
 async fn shutdown_signal() {
@@ -142,7 +157,14 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).init(),
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr)).init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
     }
 }
 

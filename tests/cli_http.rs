@@ -10,8 +10,17 @@ fn check(yaml: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yml");
     std::fs::write(&path, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter")).arg("--config.file").arg(&path).arg("--config.check").output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter"))
+        .arg("--config.file")
+        .arg(&path)
+        .arg("--config.check")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -37,7 +46,10 @@ fn config_check_names_key_and_line() {
     for (yaml, location, message) in cases {
         let (ok, _, stderr) = check(yaml);
         assert!(!ok, "{yaml}");
-        assert!(stderr.contains(location) && stderr.contains(message), "expected {location} / {message}, got: {stderr}");
+        assert!(
+            stderr.contains(location) && stderr.contains(message),
+            "expected {location} / {message}, got: {stderr}"
+        );
     }
 }
 
@@ -50,7 +62,10 @@ fn config_check_does_not_contact_clickhouse() {
 
 #[test]
 fn version_flag_prints_version() {
-    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter")).arg("--version").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter"))
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
@@ -59,7 +74,10 @@ fn http_surface() {
     let exporter = Exporter::start(&config(&format!("http://127.0.0.1:{}", free_port()), ""));
     let metrics = exporter.get("/metrics");
     assert_eq!(metrics.status, 200, "a failed source still gives 200");
-    assert_eq!(metrics.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
     assert!(metrics.body.ends_with("# EOF\n"));
     let landing = exporter.get("/");
     assert_eq!(landing.status, 200);
@@ -70,5 +88,8 @@ fn http_surface() {
     let post = http(exporter.port, "POST", "/metrics", &[], "");
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
-    assert_eq!(http(exporter.port, "DELETE", "/healthz", &[], "").status, 405);
+    assert_eq!(
+        http(exporter.port, "DELETE", "/healthz", &[], "").status,
+        405
+    );
 }

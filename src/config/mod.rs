@@ -74,7 +74,10 @@ pub struct CollectorsConfig {
 
 impl CollectorsConfig {
     pub fn expected_interval(&self, collector: &str) -> Duration {
-        self.expected_intervals.get(collector).copied().unwrap_or(self.default_expected_interval)
+        self.expected_intervals
+            .get(collector)
+            .copied()
+            .unwrap_or(self.default_expected_interval)
     }
 
     /// Every collector the config names, as interval owner, dependent or dependency.
@@ -109,6 +112,8 @@ pub struct SourcesConfig {
 }
 
 /// A configuration that passed validation. Only [`Config::load`] and [`Config::from_yaml`] make one.
+// The private field, unlike #[non_exhaustive], also keeps the rest of this crate from building one.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone)]
 pub struct Config {
     pub clickhouse: ClickHouseConfig,
@@ -122,8 +127,10 @@ pub const DEFAULT_KNOWN_STATUSES: [&str; 4] = ["active", "pending_setup", "no_ac
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_yaml(&text, path, &|name| std::env::var(name).ok())
     }
 
@@ -141,7 +148,12 @@ impl Config {
             line: line_of_key(text, key),
             message,
         };
-        Validator { path, env, invalid: &invalid }.validate(raw)
+        Validator {
+            path,
+            env,
+            invalid: &invalid,
+        }
+        .validate(raw)
     }
 }
 
@@ -160,7 +172,12 @@ fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
             message = rest.to_string();
         }
-        ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            line,
+            message,
+        }
     })
 }
 
@@ -175,14 +192,24 @@ impl Validator<'_> {
         let clickhouse = self.clickhouse(raw.clickhouse)?;
         let collectors = self.collectors(raw.collectors)?;
         let known_statuses = match raw.accounts.known_statuses {
-            None => DEFAULT_KNOWN_STATUSES.iter().map(|s| s.to_string()).collect(),
+            None => DEFAULT_KNOWN_STATUSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             Some(list) if list.is_empty() => {
-                return Err((self.invalid)("accounts.known_statuses", "must list at least one status".into()))
+                return Err((self.invalid)(
+                    "accounts.known_statuses",
+                    "must list at least one status".into(),
+                ))
             }
             Some(list) => list,
         };
         let sources = SourcesConfig {
-            collector_runs: self.source("collector_runs", &raw.sources.collector_runs, clickhouse.timeout)?,
+            collector_runs: self.source(
+                "collector_runs",
+                &raw.sources.collector_runs,
+                clickhouse.timeout,
+            )?,
             accounts: self.source("accounts", &raw.sources.accounts, clickhouse.timeout)?,
         };
         Ok(Config {
@@ -199,13 +226,19 @@ impl Validator<'_> {
         let after_scheme = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"))
-            .ok_or_else(|| (self.invalid)("clickhouse.url", "must start with http:// or https://".into()))?;
+            .ok_or_else(|| {
+                (self.invalid)(
+                    "clickhouse.url",
+                    "must start with http:// or https://".into(),
+                )
+            })?;
         let authority = after_scheme.split('/').next().unwrap_or_default();
         if authority.contains('@') {
             // Credentials in a URL end up in logs and error texts; force the dedicated keys.
             return Err((self.invalid)(
                 "clickhouse.url",
-                "must not contain credentials; use clickhouse.user and clickhouse.password_file".into(),
+                "must not contain credentials; use clickhouse.user and clickhouse.password_file"
+                    .into(),
             ));
         }
         if authority.is_empty() {
@@ -217,7 +250,11 @@ impl Validator<'_> {
                 "https is not supported by this build; put a TLS-terminating proxy in front or use http on a private network".into(),
             ));
         }
-        let set = [raw.password.is_some(), raw.password_file.is_some(), raw.password_env.is_some()];
+        let set = [
+            raw.password.is_some(),
+            raw.password_file.is_some(),
+            raw.password_env.is_some(),
+        ];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err((self.invalid)(
                 "clickhouse.password_file",
@@ -231,12 +268,18 @@ impl Validator<'_> {
                 file
             };
             let text = std::fs::read_to_string(&file).map_err(|err| {
-                (self.invalid)("clickhouse.password_file", format!("cannot read {}: {err}", file.display()))
+                (self.invalid)(
+                    "clickhouse.password_file",
+                    format!("cannot read {}: {err}", file.display()),
+                )
             })?;
             Secret(text.trim_end_matches(['\n', '\r']).to_string())
         } else if let Some(var) = raw.password_env {
             Secret((self.env)(&var).ok_or_else(|| {
-                (self.invalid)("clickhouse.password_env", format!("environment variable {var} is not set"))
+                (self.invalid)(
+                    "clickhouse.password_env",
+                    format!("environment variable {var} is not set"),
+                )
             })?)
         } else {
             Secret(raw.password.unwrap_or_default())
@@ -250,7 +293,10 @@ impl Validator<'_> {
         }
         let timeout = raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
         if timeout < Duration::from_millis(100) {
-            return Err((self.invalid)("clickhouse.timeout", "must be at least 100ms".into()));
+            return Err((self.invalid)(
+                "clickhouse.timeout",
+                "must be at least 100ms".into(),
+            ));
         }
         Ok(ClickHouseConfig {
             url,
@@ -264,17 +310,28 @@ impl Validator<'_> {
     fn collectors(&self, raw: raw::RawCollectors) -> Result<CollectorsConfig, ConfigError> {
         let staleness_factor = raw.staleness_factor.unwrap_or(2.0);
         if !(staleness_factor.is_finite() && staleness_factor >= 1.0) {
-            return Err((self.invalid)("collectors.staleness_factor", "must be a number >= 1".into()));
+            return Err((self.invalid)(
+                "collectors.staleness_factor",
+                "must be a number >= 1".into(),
+            ));
         }
-        let default_expected_interval =
-            raw.default_expected_interval.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
+        let default_expected_interval = raw
+            .default_expected_interval
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(3600));
         if default_expected_interval.is_zero() {
-            return Err((self.invalid)("collectors.default_expected_interval", "must be positive".into()));
+            return Err((self.invalid)(
+                "collectors.default_expected_interval",
+                "must be positive".into(),
+            ));
         }
         let mut expected_intervals = BTreeMap::new();
         for (name, interval) in raw.expected_intervals {
             if interval.0.is_zero() {
-                return Err((self.invalid)(&format!("collectors.expected_intervals.{name}"), "must be positive".into()));
+                return Err((self.invalid)(
+                    &format!("collectors.expected_intervals.{name}"),
+                    "must be positive".into(),
+                ));
             }
             expected_intervals.insert(name, interval.0);
         }
@@ -282,24 +339,51 @@ impl Validator<'_> {
         for (name, dep) in raw.dependencies {
             let key = format!("collectors.dependencies.{name}");
             if dep.requires.is_empty() {
-                return Err((self.invalid)(&format!("{key}.requires"), "must name at least one collector".into()));
+                return Err((self.invalid)(
+                    &format!("{key}.requires"),
+                    "must name at least one collector".into(),
+                ));
             }
             if dep.requires.contains(&name) {
-                return Err((self.invalid)(&format!("{key}.requires"), "a collector cannot depend on itself".into()));
+                return Err((self.invalid)(
+                    &format!("{key}.requires"),
+                    "a collector cannot depend on itself".into(),
+                ));
             }
-            let within = dep.within.map(|d| d.0).unwrap_or(Duration::from_secs(20 * 60));
+            let within = dep
+                .within
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(20 * 60));
             if within.is_zero() {
-                return Err((self.invalid)(&format!("{key}.within"), "must be positive".into()));
+                return Err((self.invalid)(
+                    &format!("{key}.within"),
+                    "must be positive".into(),
+                ));
             }
-            dependencies.insert(name, Dependency { requires: dep.requires, within });
+            dependencies.insert(
+                name,
+                Dependency {
+                    requires: dep.requires,
+                    within,
+                },
+            );
         }
-        let late_arrival_window = raw.late_arrival_window.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
+        let late_arrival_window = raw
+            .late_arrival_window
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(3600));
         if late_arrival_window < Duration::from_secs(60) {
-            return Err((self.invalid)("collectors.late_arrival_window", "must be at least 1m".into()));
+            return Err((self.invalid)(
+                "collectors.late_arrival_window",
+                "must be at least 1m".into(),
+            ));
         }
         let max_window_rows = raw.max_window_rows.unwrap_or(200_000);
         if max_window_rows == 0 {
-            return Err((self.invalid)("collectors.max_window_rows", "must be positive".into()));
+            return Err((self.invalid)(
+                "collectors.max_window_rows",
+                "must be positive".into(),
+            ));
         }
         Ok(CollectorsConfig {
             default_expected_interval,
@@ -311,16 +395,27 @@ impl Validator<'_> {
         })
     }
 
-    fn source(&self, name: &str, raw: &RawSourceSettings, backend_timeout: Duration) -> Result<SourceSettings, ConfigError> {
+    fn source(
+        &self,
+        name: &str,
+        raw: &RawSourceSettings,
+        backend_timeout: Duration,
+    ) -> Result<SourceSettings, ConfigError> {
         let timeout = raw.timeout.map(|d| d.0).unwrap_or(backend_timeout);
         if timeout < Duration::from_millis(100) {
-            return Err((self.invalid)(&format!("sources.{name}.timeout"), "must be at least 100ms".into()));
+            return Err((self.invalid)(
+                &format!("sources.{name}.timeout"),
+                "must be at least 100ms".into(),
+            ));
         }
         Ok(SourceSettings {
             enabled: raw.enabled.unwrap_or(true),
             timeout,
             min_interval: raw.min_interval.map(|d| d.0).unwrap_or(Duration::ZERO),
-            serve_stale_for: raw.serve_stale_for.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
+            serve_stale_for: raw
+                .serve_stale_for
+                .map(|d| d.0)
+                .unwrap_or(Duration::from_secs(3600)),
         })
     }
 }
@@ -344,7 +439,8 @@ fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
         let hit = lines.iter().enumerate().skip(start).find(|(_, line)| {
             let trimmed = line.trim_start();
             let indent = line.len() - trimmed.len();
-            indent >= min_indent && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{segment}\":")))
+            indent >= min_indent
+                && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{segment}\":")))
         })?;
         line_no = hit.0;
         min_indent = hit.1.len() - hit.1.trim_start().len() + 1;

@@ -13,9 +13,21 @@ use crate::framework::SourceRunner;
 pub fn build(cfg: &Config) -> Vec<Arc<SourceRunner>> {
     let account_scans = collector_runs::AccountScans::default();
     let s = &cfg.sources;
-    let candidates: Vec<(Arc<dyn crate::framework::Source>, &crate::config::SourceSettings)> = vec![
-        (Arc::new(collector_runs::CollectorRuns::new(cfg, account_scans.clone())), &s.collector_runs),
-        (Arc::new(accounts::Accounts::new(cfg, account_scans)), &s.accounts),
+    let candidates: Vec<(
+        Arc<dyn crate::framework::Source>,
+        &crate::config::SourceSettings,
+    )> = vec![
+        (
+            Arc::new(collector_runs::CollectorRuns::new(
+                cfg,
+                account_scans.clone(),
+            )),
+            &s.collector_runs,
+        ),
+        (
+            Arc::new(accounts::Accounts::new(cfg, account_scans)),
+            &s.accounts,
+        ),
     ];
     candidates
         .into_iter()

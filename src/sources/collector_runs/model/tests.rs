@@ -17,7 +17,11 @@ fn run(id: &str, collector: &str, started_s: i64, completed_s: i64, status: &str
         duration_ms: ((completed_s - started_s) * 1000) as u32,
         events: 5,
         rows: 7,
-        error: if status == "succeeded" { String::new() } else { format!("err {id}") },
+        error: if status == "succeeded" {
+            String::new()
+        } else {
+            format!("err {id}")
+        },
     }
 }
 
@@ -32,7 +36,10 @@ fn cfg() -> CollectorsConfig {
         expected_intervals: BTreeMap::new(),
         dependencies: BTreeMap::from([(
             "hb".to_string(),
-            Dependency { requires: vec!["a".into(), "b".into()], within: Duration::from_secs(1200) },
+            Dependency {
+                requires: vec!["a".into(), "b".into()],
+                within: Duration::from_secs(1200),
+            },
         )]),
         late_arrival_window: Duration::from_secs(3600),
         max_window_rows: 1000,
@@ -61,7 +68,14 @@ fn folds_runs_in_completion_order() {
 #[test]
 fn partial_breaks_a_failure_streak_and_unknown_status_is_kept() {
     let mut state = RunsState::from_settled(HashMap::new(), 0, 0);
-    let view = state.ingest(vec![run("1", "a", 1, 2, "failed"), run("2", "a", 3, 4, "partial"), run("3", "a", 5, 6, "failed")], 0);
+    let view = state.ingest(
+        vec![
+            run("1", "a", 1, 2, "failed"),
+            run("2", "a", 3, 4, "partial"),
+            run("3", "a", 5, 6, "failed"),
+        ],
+        0,
+    );
     assert_eq!(view[&key("a")].consecutive_failures, 1);
     let view = state.ingest(vec![run("4", "a", 7, 8, "weird")], 0);
     assert_eq!(view[&key("a")].last_status, "weird");
@@ -71,26 +85,54 @@ fn partial_breaks_a_failure_streak_and_unknown_status_is_kept() {
 
 #[test]
 fn settling_keeps_results_identical_and_counts_each_run_once() {
-    let runs = vec![run("1", "a", 100, 110, "succeeded"), run("2", "a", 200, 210, "failed"), run("3", "a", 300, 310, "failed")];
+    let runs = vec![
+        run("1", "a", 100, 110, "succeeded"),
+        run("2", "a", 200, 210, "failed"),
+        run("3", "a", 300, 310, "failed"),
+    ];
     let mut all_open = RunsState::from_settled(HashMap::new(), 0, 0);
     let expected = all_open.ingest(runs.clone(), 0);
     let mut settling = RunsState::from_settled(HashMap::new(), 0, 0);
     settling.ingest(runs.clone(), 250_000);
     assert_eq!(settling.settled_until_ms, 250_000);
     // The next window query returns only runs that started at/after the settle point.
-    let later: Vec<Run> = runs.iter().filter(|r| r.started_ms >= 250_000).cloned().collect();
+    let later: Vec<Run> = runs
+        .iter()
+        .filter(|r| r.started_ms >= 250_000)
+        .cloned()
+        .collect();
     let view = settling.ingest(later, 250_000);
     assert_eq!(view, expected);
-    assert_eq!(settling.runs_total()[&("a".to_string(), "failed".to_string())], 2);
-    assert_eq!(settling.runs_total()[&("a".to_string(), "succeeded".to_string())], 1);
+    assert_eq!(
+        settling.runs_total()[&("a".to_string(), "failed".to_string())],
+        2
+    );
+    assert_eq!(
+        settling.runs_total()[&("a".to_string(), "succeeded".to_string())],
+        1
+    );
 }
 
 #[test]
 fn runs_completed_before_start_are_not_counted() {
     let mut state = RunsState::from_settled(HashMap::new(), 0, 200_000);
-    state.ingest(vec![run("1", "a", 100, 110, "succeeded"), run("2", "a", 200, 210, "failed")], 0);
-    assert_eq!(state.runs_total().get(&("a".to_string(), "succeeded".to_string())), None);
-    assert_eq!(state.runs_total()[&("a".to_string(), "failed".to_string())], 1);
+    state.ingest(
+        vec![
+            run("1", "a", 100, 110, "succeeded"),
+            run("2", "a", 200, 210, "failed"),
+        ],
+        0,
+    );
+    assert_eq!(
+        state
+            .runs_total()
+            .get(&("a".to_string(), "succeeded".to_string())),
+        None
+    );
+    assert_eq!(
+        state.runs_total()[&("a".to_string(), "failed".to_string())],
+        1
+    );
 }
 
 #[test]
@@ -102,10 +144,22 @@ fn single_line_flattens_and_bounds_text() {
     assert!(cut.ends_with('…'));
 }
 
-fn sample<'a>(families: &'a [MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<&'a Value> {
-    families.iter().find(|f| f.name == name)?.samples.iter().find(|s| {
-        labels.iter().all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-    }).map(|s| &s.value)
+fn sample<'a>(
+    families: &'a [MetricFamily],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a Value> {
+    families
+        .iter()
+        .find(|f| f.name == name)?
+        .samples
+        .iter()
+        .find(|s| {
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|s| &s.value)
 }
 
 #[test]
@@ -123,17 +177,83 @@ fn maps_state_to_families_and_status() {
     );
     let m = map(&view, state.runs_total(), &cfg(), now_s * 1000);
     let f = &m.families;
-    assert_eq!(sample(f, "polo_collector_last_run_status", &[("collector", "b"), ("status", "failed")]), Some(&Value::Gauge(1.0)));
-    assert_eq!(sample(f, "polo_collector_last_run_status", &[("collector", "b"), ("status", "succeeded")]), Some(&Value::Gauge(0.0)));
-    assert_eq!(sample(f, "polo_collector_last_run_status", &[("collector", "c"), ("status", "mystery")]), Some(&Value::Gauge(1.0)));
-    assert_eq!(sample(f, "polo_collector_last_error_info", &[("collector", "b"), ("error", "err 3")]), Some(&Value::Gauge(1.0)));
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_last_run_status",
+            &[("collector", "b"), ("status", "failed")]
+        ),
+        Some(&Value::Gauge(1.0))
+    );
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_last_run_status",
+            &[("collector", "b"), ("status", "succeeded")]
+        ),
+        Some(&Value::Gauge(0.0))
+    );
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_last_run_status",
+            &[("collector", "c"), ("status", "mystery")]
+        ),
+        Some(&Value::Gauge(1.0))
+    );
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_last_error_info",
+            &[("collector", "b"), ("error", "err 3")]
+        ),
+        Some(&Value::Gauge(1.0))
+    );
     assert!(sample(f, "polo_collector_last_error_info", &[("collector", "a")]).is_none());
-    assert_eq!(sample(f, "polo_collector_runs", &[("collector", "b"), ("status", "partial")]), Some(&Value::Counter(0.0)));
-    assert_eq!(sample(f, "polo_collector_expected_interval_seconds", &[("collector", "hb")]), Some(&Value::Gauge(600.0)));
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_runs",
+            &[("collector", "b"), ("status", "partial")]
+        ),
+        Some(&Value::Counter(0.0))
+    );
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_expected_interval_seconds",
+            &[("collector", "hb")]
+        ),
+        Some(&Value::Gauge(600.0))
+    );
     // b's last success is 4990 s old: older than 2 × 600 s, so dependencies of hb are not ready.
-    assert_eq!(sample(f, "polo_collector_dependencies_ready", &[("collector", "hb")]), Some(&Value::Gauge(0.0)));
-    let health: Vec<(String, String)> = m.collectors_status.as_array().unwrap().iter()
-        .map(|c| (c["name"].as_str().unwrap().to_string(), c["health"].as_str().unwrap().to_string())).collect();
-    assert_eq!(health, vec![("a".into(), "green".into()), ("b".into(), "red".into()), ("c".into(), "red".into())]);
+    assert_eq!(
+        sample(
+            f,
+            "polo_collector_dependencies_ready",
+            &[("collector", "hb")]
+        ),
+        Some(&Value::Gauge(0.0))
+    );
+    let health: Vec<(String, String)> = m
+        .collectors_status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["health"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        health,
+        vec![
+            ("a".into(), "green".into()),
+            ("b".into(), "red".into()),
+            ("c".into(), "red".into())
+        ]
+    );
     assert_eq!(m.account_last_scan_ms["111"], (now_s - 290) * 1000);
 }
