@@ -69,6 +69,7 @@ pub struct CollectorsConfig {
     pub expected_intervals: BTreeMap<String, Duration>,
     pub dependencies: BTreeMap<String, Dependency>,
     pub late_arrival_window: Duration,
+    pub forget_after: Duration,
     pub max_window_rows: u64,
 }
 
@@ -378,6 +379,16 @@ impl Validator<'_> {
                 "must be at least 1m".into(),
             ));
         }
+        let forget_after = raw
+            .forget_after
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(90 * 86_400));
+        if forget_after <= late_arrival_window {
+            return Err((self.invalid)(
+                "collectors.forget_after",
+                "must be longer than collectors.late_arrival_window".into(),
+            ));
+        }
         let max_window_rows = raw.max_window_rows.unwrap_or(200_000);
         if max_window_rows == 0 {
             return Err((self.invalid)(
@@ -391,6 +402,7 @@ impl Validator<'_> {
             expected_intervals,
             dependencies,
             late_arrival_window,
+            forget_after,
             max_window_rows,
         })
     }

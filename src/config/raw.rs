@@ -68,6 +68,9 @@ pub struct RawCollectors {
     /// How late a run's row may be inserted after its `started_at`; default 1h.
     #[serde(default)]
     pub late_arrival_window: Option<PromDuration>,
+    /// Stop exporting a key whose latest run completed longer ago than this; default 90d (the table TTL).
+    #[serde(default)]
+    pub forget_after: Option<PromDuration>,
     /// Upper bound on rows read per scrape from the late-arrival window; default 200000.
     #[serde(default)]
     pub max_window_rows: Option<u64>,

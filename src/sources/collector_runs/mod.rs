@@ -134,6 +134,7 @@ impl Source for CollectorRuns {
             *guard = Some(RunsState::from_settled(settled, cutoff, self.started_ms));
         }
         let state = guard.as_mut().expect("state loaded above");
+        state.forget_before(now - self.cfg.forget_after.as_millis() as i64);
         // Fetch before mutating, so a failed fetch leaves the state as it was.
         let window = self.load_window(ctx, state.settled_until_ms).await?;
         let view = state.ingest(window, cutoff);

@@ -158,6 +158,12 @@ impl RunsState {
         view
     }
 
+    /// Forgets keys whose latest run completed before `oldest_ms`, as the table's TTL does.
+    pub fn forget_before(&mut self, oldest_ms: i64) {
+        self.settled
+            .retain(|_, state| state.last_completed_ms >= oldest_ms);
+    }
+
     pub fn runs_total(&self) -> &BTreeMap<(String, String), u64> {
         &self.runs_total
     }

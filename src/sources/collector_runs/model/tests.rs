@@ -42,6 +42,7 @@ fn cfg() -> CollectorsConfig {
             },
         )]),
         late_arrival_window: Duration::from_secs(3600),
+        forget_after: Duration::from_secs(90 * 86_400),
         max_window_rows: 1000,
     }
 }
@@ -256,4 +257,19 @@ fn maps_state_to_families_and_status() {
         ]
     );
     assert_eq!(m.account_last_scan_ms["111"], (now_s - 290) * 1000);
+}
+
+#[test]
+fn keys_older_than_forget_after_are_dropped() {
+    let mut state = RunsState::from_settled(HashMap::new(), 0, 0);
+    state.ingest(
+        vec![
+            run("1", "old", 10, 20, "succeeded"),
+            run("2", "new", 500, 510, "succeeded"),
+        ],
+        1_000_000,
+    );
+    state.forget_before(100_000);
+    let view = state.ingest(vec![], 1_000_000);
+    assert!(view.contains_key(&key("new")) && !view.contains_key(&key("old")));
 }
