@@ -305,7 +305,7 @@ fn seed_per_key(ch: &DevClickHouse) -> Vec<Value> {
 
 fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
     let expected = seed_per_key(ch);
-    assert!(expected.len() >= 12, "fixture has {} keys", expected.len());
+    assert!(expected.len() >= 12, "data set has {} keys", expected.len());
     assert_eq!(
         m.find("polo_collector_last_run_timestamp_seconds", &[])
             .len(),
@@ -694,4 +694,64 @@ fn empty_tables_serve_zero_counts_and_no_collector_series() {
     }
     assert!(!m.has("polo_collector_last_run_timestamp_seconds"));
     assert!(!m.has("polo_account_info"));
+}
+
+/// The shipped demo data (scripts/dev-clickhouse --seed demo) with the shipped example config.
+#[test]
+fn demo_data_with_example_config_equals_the_seed_sql() {
+    let ch = DevClickHouse::start_demo();
+    let example = std::fs::read_to_string(common::root().join("examples/local.yml")).unwrap();
+    let exporter = Exporter::start(&example.replace("http://127.0.0.1:8123", &ch.url()));
+    exporter.scrape();
+    let m = exporter.scrape();
+    assert_eq!(
+        m.value("polo_exporter_source_up", &[("source", "collector_runs")]),
+        Some(1.0),
+        "{}",
+        exporter.log()
+    );
+    assert_keys_match(&ch, &m);
+    assert_accounts_match(&ch, &m);
+    assert_eq!(
+        m.find("polo_collector_last_run_timestamp_seconds", &[])
+            .len(),
+        8 * 20 * 3
+    );
+    // The scenarios the demo promises.
+    assert!(
+        m.value(
+            "polo_collector_consecutive_failures",
+            &[
+                ("collector", "config_rds"),
+                ("aws_account_id", "100000000000"),
+                ("aws_region", "us-east-1")
+            ]
+        )
+        .unwrap()
+            >= 3.0
+    );
+    assert_eq!(
+        m.value("polo_accounts", &[("status", "no_access")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("polo_accounts", &[("status", "pending_setup")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "polo_account_last_scan_timestamp_seconds",
+            &[("aws_account_id", "100000000020")]
+        ),
+        Some(0.0)
+    );
+    let doc: Value = serde_json::from_str(&exporter.get("/api/v1/system/status").body).unwrap();
+    let stale = doc["collectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cost_explorer_sync")
+        .unwrap();
+    assert_eq!(stale["health"], "red");
+    assert!(stale["minutes_ago"].as_i64().unwrap() >= 300);
 }

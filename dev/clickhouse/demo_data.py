@@ -100,7 +100,7 @@ def insert_runs(engine, runs):
         engine.query("INSERT INTO polo.collector_runs FORMAT JSONEachRow\n" + body)
 
 
-def seed(engine):
+def seed(engine, live=True):
     t0 = time.time()
     body = "\n".join(json.dumps(a, ensure_ascii=False) for a in accounts())
     engine.query("INSERT INTO polo.aws_accounts (aws_account_id, account_name, polo_status) FORMAT JSONEachRow\n" + body)
@@ -115,7 +115,8 @@ def seed(engine):
             insert_runs(engine, runs_between(last, now, t0))
             last = now
 
-    threading.Thread(target=tick, daemon=True).start()
+    if live:
+        threading.Thread(target=tick, daemon=True).start()
 
 
 def stop():

@@ -195,6 +195,7 @@ def main():
     parser.add_argument("--seed", choices=["demo", "empty"], default="empty")
     parser.add_argument("--user", default="default")
     parser.add_argument("--password-file", help="file holding the password the server accepts (default: empty password)")
+    parser.add_argument("--static", action="store_true", help="with --seed demo: do not keep inserting new runs")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args()
 
@@ -205,7 +206,7 @@ def main():
     if args.seed == "demo":
         sys.path.insert(0, HERE)
         import demo_data
-        demo_data.seed(engine)
+        demo_data.seed(engine, live=not args.static)
 
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True

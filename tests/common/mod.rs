@@ -136,11 +136,22 @@ impl DevClickHouse {
     }
 
     pub fn start_with(password: Option<&str>) -> Self {
+        Self::launch(password, &["--seed", "empty"])
+    }
+
+    /// With the demo data set, frozen (no new runs inserted while the test runs).
+    pub fn start_demo() -> Self {
+        Self::launch(None, &["--seed", "demo", "--static"])
+    }
+
+    fn launch(password: Option<&str>, seed_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cmd = Command::new(python());
         cmd.arg(root().join("dev/clickhouse/server.py"))
-            .args(["--port", &port.to_string(), "--seed", "empty", "--data"])
+            .args(["--port", &port.to_string()])
+            .args(seed_args)
+            .arg("--data")
             .arg(dir.path().join("data"));
         if let Some(pw) = password {
             let file = dir.path().join("pw");
