@@ -8,10 +8,7 @@ fn main() {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     });
-    println!(
-        "cargo:rustc-env=POLO_EXPORTER_REVISION={}",
-        revision.unwrap_or_else(|| "unknown".into())
-    );
+    println!("cargo:rustc-env=POLO_EXPORTER_REVISION={}", revision.unwrap_or_else(|| "unknown".into()));
     println!("cargo:rerun-if-env-changed=POLO_EXPORTER_REVISION");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");

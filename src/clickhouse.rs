@@ -14,9 +14,12 @@ const AUTH_CODES: [u32; 6] = [192, 193, 194, 195, 497, 516];
 /// TIMEOUT_EXCEEDED: the server-side `max_execution_time` stopped the query.
 const TIMEOUT_CODE: u32 = 159;
 
+/// Starts the `log_comment` of every query the exporter sends.
+pub const LOG_COMMENT_PREFIX: &str = "polo-exporter:";
+
 /// Marks the exporter's own queries in `system.query_log` and `system.processes`.
 pub fn log_comment(source: &str) -> String {
-    format!("polo-exporter:{source}")
+    format!("{LOG_COMMENT_PREFIX}{source}")
 }
 
 #[derive(Clone)]
@@ -37,10 +40,7 @@ impl ClickHouse {
             // Makes X-ClickHouse-Summary complete, so read_rows is exact. Results are small.
             .with_setting("wait_end_of_query", "1")
             .with_setting("log_comment", log_comment(source));
-        Self {
-            client,
-            database: cfg.database.clone(),
-        }
+        Self { client, database: cfg.database.clone() }
     }
 
     /// A table of the configured database, qualified (the name was validated as an identifier).
@@ -53,12 +53,7 @@ impl ClickHouse {
     }
 
     /// Runs `query` and decodes all rows; `what` names the query in errors.
-    pub async fn fetch_all<T>(
-        &self,
-        ctx: &SourceContext,
-        what: &str,
-        query: Query,
-    ) -> Result<Vec<T>, SourceError>
+    pub async fn fetch_all<T>(&self, ctx: &SourceContext, what: &str, query: Query) -> Result<Vec<T>, SourceError>
     where
         T: RowOwned + RowRead,
     {
@@ -115,27 +110,15 @@ mod tests {
     #[test]
     fn classifies_errors() {
         assert_eq!(
-            classify(&E::BadResponse(
-                "Code: 516. DB::Exception: default: Authentication failed".into()
-            )),
+            classify(&E::BadResponse("Code: 516. DB::Exception: default: Authentication failed".into())),
             ErrorKind::Auth
         );
         assert_eq!(
-            classify(&E::BadResponse(
-                "Code: 60. DB::Exception: Table polo.x does not exist".into()
-            )),
+            classify(&E::BadResponse("Code: 60. DB::Exception: Table polo.x does not exist".into())),
             ErrorKind::Query
         );
-        assert_eq!(
-            classify(&E::BadResponse(
-                "Code: 159. DB::Exception: Timeout exceeded".into()
-            )),
-            ErrorKind::Timeout
-        );
-        assert_eq!(
-            classify(&E::BadResponse("bad gateway".into())),
-            ErrorKind::Query
-        );
+        assert_eq!(classify(&E::BadResponse("Code: 159. DB::Exception: Timeout exceeded".into())), ErrorKind::Timeout);
+        assert_eq!(classify(&E::BadResponse("bad gateway".into())), ErrorKind::Query);
         assert_eq!(classify(&E::NotEnoughData), ErrorKind::Decode);
     }
 

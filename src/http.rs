@@ -41,11 +41,7 @@ pub struct App {
 
 impl App {
     pub fn new(exporter: Exporter, web: WebConfig) -> Arc<Self> {
-        Arc::new(Self {
-            exporter,
-            web,
-            in_flight: Semaphore::new(MAX_IN_FLIGHT),
-        })
+        Arc::new(Self { exporter, web, in_flight: Semaphore::new(MAX_IN_FLIGHT) })
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -61,8 +57,7 @@ impl App {
         }
         if !is_get {
             let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            resp.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            resp.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
         match path {
@@ -72,22 +67,14 @@ impl App {
             "/readyz" => text(StatusCode::OK, "ready\n"),
             _ => {
                 let Ok(_permit) = self.in_flight.try_acquire() else {
-                    return text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many concurrent scrapes\n",
-                    );
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
                 };
                 let deadline = Instant::now() + scrape_budget(&req, self.web.scrape_timeout_offset);
                 let scrape = self.exporter.scrape(deadline).await;
                 if path == self.web.telemetry_path {
-                    respond(
-                        StatusCode::OK,
-                        metrics::OPENMETRICS_CONTENT_TYPE,
-                        metrics::encode(scrape.families()),
-                    )
+                    respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, metrics::encode(scrape.families()))
                 } else {
-                    let body = serde_json::to_string_pretty(&scrape.status_json())
-                        .expect("status JSON serializes");
+                    let body = serde_json::to_string_pretty(&scrape.status_json()).expect("status JSON serializes");
                     respond(StatusCode::OK, "application/json", body)
                 }
             }
@@ -119,9 +106,7 @@ pub fn scrape_budget<B>(req: &Request<B>, offset: Duration) -> Duration {
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64);
     match announced {
-        Some(timeout) => timeout
-            .saturating_sub(offset)
-            .max(Duration::from_millis(100)),
+        Some(timeout) => timeout.saturating_sub(offset).max(Duration::from_millis(100)),
         None => DEFAULT_SCRAPE_TIMEOUT,
     }
 }
@@ -129,8 +114,7 @@ pub fn scrape_budget<B>(req: &Request<B>, offset: Duration) -> Duration {
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -139,10 +123,7 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Accepts connections until `shutdown` resolves.
@@ -184,29 +165,11 @@ mod tests {
 
     #[test]
     fn budget_follows_prometheus_header() {
-        let req = Request::builder()
-            .header("X-Prometheus-Scrape-Timeout-Seconds", "10")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            scrape_budget(&req, Duration::from_millis(500)),
-            Duration::from_millis(9500)
-        );
-        let req = Request::builder()
-            .header("X-Prometheus-Scrape-Timeout-Seconds", "junk")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            scrape_budget(&req, Duration::from_millis(500)),
-            DEFAULT_SCRAPE_TIMEOUT
-        );
-        let req = Request::builder()
-            .header("X-Prometheus-Scrape-Timeout-Seconds", "0.2")
-            .body(())
-            .unwrap();
-        assert_eq!(
-            scrape_budget(&req, Duration::from_millis(500)),
-            Duration::from_millis(100)
-        );
+        let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", "10").body(()).unwrap();
+        assert_eq!(scrape_budget(&req, Duration::from_millis(500)), Duration::from_millis(9500));
+        let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", "junk").body(()).unwrap();
+        assert_eq!(scrape_budget(&req, Duration::from_millis(500)), DEFAULT_SCRAPE_TIMEOUT);
+        let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", "0.2").body(()).unwrap();
+        assert_eq!(scrape_budget(&req, Duration::from_millis(500)), Duration::from_millis(100));
     }
 }

@@ -88,9 +88,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--web.telemetry-path must start with / and not be a status API path");
     }
     let address = listen_address(&args.listen_address)?;
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
     let runners = sources::build(&config);
     let exporter = Exporter::new(runners);
     tracing::info!(
@@ -103,10 +102,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let app = App::new(
         exporter,
-        WebConfig {
-            telemetry_path: args.telemetry_path,
-            scrape_timeout_offset: args.scrape_timeout_offset,
-        },
+        WebConfig { telemetry_path: args.telemetry_path, scrape_timeout_offset: args.scrape_timeout_offset },
     );
     http::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
@@ -115,13 +111,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// `:9820` means every interface, as in other Prometheus exporters.
 fn listen_address(text: &str) -> anyhow::Result<SocketAddr> {
-    let full = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_string()
-    };
-    full.parse()
-        .with_context(|| format!("--web.listen-address {text:?} is not [host]:port"))
+    let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
+    full.parse().with_context(|| format!("--web.listen-address {text:?} is not [host]:port"))
 }
 
 async fn shutdown_signal() {
@@ -158,12 +149,7 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     match format {
         LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).init(),
         LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
+            .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
             .init(),
     }
 }

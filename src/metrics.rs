@@ -49,30 +49,15 @@ pub struct MetricFamily {
 
 impl MetricFamily {
     pub fn gauge(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            kind: Kind::Gauge,
-            samples: Vec::new(),
-        }
+        Self { name, help, kind: Kind::Gauge, samples: Vec::new() }
     }
 
     pub fn counter(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            kind: Kind::Counter,
-            samples: Vec::new(),
-        }
+        Self { name, help, kind: Kind::Counter, samples: Vec::new() }
     }
 
     pub fn histogram(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            kind: Kind::Histogram,
-            samples: Vec::new(),
-        }
+        Self { name, help, kind: Kind::Histogram, samples: Vec::new() }
     }
 
     /// Adds a sample whose value type follows the family's kind (gauge or counter).
@@ -101,23 +86,16 @@ impl Collector for Snapshot {
                 Kind::Counter => MetricType::Counter,
                 Kind::Histogram => MetricType::Histogram,
             };
-            let mut metric =
-                encoder.encode_descriptor(family.name, family.help, None, metric_type)?;
+            let mut metric = encoder.encode_descriptor(family.name, family.help, None, metric_type)?;
             for sample in &family.samples {
                 let mut encoder = metric.encode_family(&sample.labels)?;
                 match &sample.value {
                     Value::Gauge(v) => encoder.encode_gauge(v)?,
-                    Value::Counter(v) => encoder
-                        .encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(
-                            v, None,
-                        )?,
-                    Value::Histogram {
-                        sum,
-                        count,
-                        buckets,
-                    } => encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        *sum, *count, buckets, None,
-                    )?,
+                    Value::Counter(v) => {
+                        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(v, None)?
+                    }
+                    Value::Histogram { sum, count, buckets } => encoder
+                        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(*sum, *count, buckets, None)?,
                 }
             }
         }
@@ -126,16 +104,14 @@ impl Collector for Snapshot {
 }
 
 /// Content type of [`encode`]'s output.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Encodes families as OpenMetrics text, `# EOF` included.
 pub fn encode(families: Vec<MetricFamily>) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Snapshot(families)));
     let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry)
-        .expect("writing to a String cannot fail");
+    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
     out
 }
 
@@ -160,40 +136,23 @@ mod tests {
     fn encodes_gauges_counters_and_histograms() {
         let families = vec![
             MetricFamily::gauge("polo_x_seconds", "X.").with(vec![("a", "q\"uo\nte".into())], 1.5),
-            MetricFamily::counter("polo_runs", "Runs.")
-                .with(vec![("status", "failed".into())], 3.0),
+            MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
             MetricFamily {
                 name: "polo_h_seconds",
                 help: "H.",
                 kind: Kind::Histogram,
                 samples: vec![Sample {
                     labels: vec![],
-                    value: Value::Histogram {
-                        sum: 2.5,
-                        count: 3,
-                        buckets: vec![(1.0, 1), (f64::INFINITY, 2)],
-                    },
+                    value: Value::Histogram { sum: 2.5, count: 3, buckets: vec![(1.0, 1), (f64::INFINITY, 2)] },
                 }],
             },
         ];
         let text = encode(families);
-        assert!(
-            text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo\\nte\"} 1.5\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("polo_h_seconds_bucket{le=\"1.0\"} 1\n"),
-            "{text}"
-        );
+        assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo\\nte\"} 1.5\n"), "{text}");
+        assert!(text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
+        assert!(text.contains("polo_h_seconds_bucket{le=\"1.0\"} 1\n"), "{text}");
         assert!(text.contains("polo_h_seconds_count{} 3\n"), "{text}");
-        assert!(
-            text.contains("polo_h_seconds_bucket{le=\"+Inf\"} 3\n"),
-            "{text}"
-        );
+        assert!(text.contains("polo_h_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }
 }

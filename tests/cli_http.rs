@@ -16,11 +16,7 @@ fn check(yaml: &str) -> (bool, String, String) {
         .arg("--config.check")
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]
@@ -38,10 +34,26 @@ fn config_check_accepts_the_shipped_example() {
 #[test]
 fn config_check_names_key_and_line() {
     let cases = [
-        ("clickhouse:\n  url: http://x:8123\n  databse: polo\n", "bad.yml:3: key `clickhouse.databse`", "unknown field"),
-        ("clickhouse:\n  url: http://x:8123\ncollectors:\n  staleness_factor: high\n", "bad.yml:4: key `collectors.staleness_factor`", "invalid type"),
-        ("clickhouse:\n  url: http://x:8123\ncollectors:\n  expected_intervals:\n    config_ec2: 15mins\n", "bad.yml:5: key `collectors.expected_intervals.config_ec2`", "invalid duration"),
-        ("clickhouse:\n  url: http://x:8123\n  timeout: 10\n", "bad.yml:3: key `clickhouse.timeout`: invalid duration \"10\"", "expected a number and a unit"),
+        (
+            "clickhouse:\n  url: http://x:8123\n  databse: polo\n",
+            "bad.yml:3: key `clickhouse.databse`",
+            "unknown field",
+        ),
+        (
+            "clickhouse:\n  url: http://x:8123\ncollectors:\n  staleness_factor: high\n",
+            "bad.yml:4: key `collectors.staleness_factor`",
+            "invalid type",
+        ),
+        (
+            "clickhouse:\n  url: http://x:8123\ncollectors:\n  expected_intervals:\n    config_ec2: 15mins\n",
+            "bad.yml:5: key `collectors.expected_intervals.config_ec2`",
+            "invalid duration",
+        ),
+        (
+            "clickhouse:\n  url: http://x:8123\n  timeout: 10\n",
+            "bad.yml:3: key `clickhouse.timeout`: invalid duration \"10\"",
+            "expected a number and a unit",
+        ),
     ];
     for (yaml, location, message) in cases {
         let (ok, _, stderr) = check(yaml);
@@ -62,10 +74,7 @@ fn config_check_does_not_contact_clickhouse() {
 
 #[test]
 fn version_flag_prints_version() {
-    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter"))
-        .arg("--version")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polo-exporter")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
@@ -74,10 +83,7 @@ fn http_surface() {
     let exporter = Exporter::start(&config(&format!("http://127.0.0.1:{}", free_port()), ""));
     let metrics = exporter.get("/metrics");
     assert_eq!(metrics.status, 200, "a failed source still gives 200");
-    assert_eq!(
-        metrics.header("content-type"),
-        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
-    );
+    assert_eq!(metrics.header("content-type"), Some("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     assert!(metrics.body.ends_with("# EOF\n"));
     let landing = exporter.get("/");
     assert_eq!(landing.status, 200);
@@ -88,8 +94,5 @@ fn http_surface() {
     let post = http(exporter.port, "POST", "/metrics", &[], "");
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
-    assert_eq!(
-        http(exporter.port, "DELETE", "/healthz", &[], "").status,
-        405
-    );
+    assert_eq!(http(exporter.port, "DELETE", "/healthz", &[], "").status, 405);
 }

@@ -13,10 +13,7 @@ const WINDOW: &str = "1h";
 const PHASE2_MARK: u32 = 424_242;
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 struct Fixture {
@@ -69,37 +66,16 @@ fn big_error() -> String {
 fn load_phase1(ch: &DevClickHouse, t: i64) {
     let mut f = Fixture { rows: vec![] };
     // Healthy: every 10 minutes for 3 days, mostly before the late-arrival window.
-    for (acct, region) in [
-        ("111111111111", "us-east-1"),
-        ("111111111111", "eu-west-1"),
-        ("222222222222", "us-east-1"),
-    ] {
+    for (acct, region) in [("111111111111", "us-east-1"), ("111111111111", "eu-west-1"), ("222222222222", "us-east-1")]
+    {
         let mut s = t - 72 * HOUR;
         while s < t - 5 * MIN {
-            f.run(
-                "c_ok",
-                acct,
-                region,
-                s,
-                s + 40_000 + (s / 1000 % 17) * 1000,
-                "succeeded",
-                "",
-                10,
-            );
+            f.run("c_ok", acct, region, s, s + 40_000 + (s / 1000 % 17) * 1000, "succeeded", "", 10);
             s += 10 * MIN;
         }
     }
     // Four failures in a row, straddling the settle boundary.
-    f.run(
-        "c_fail",
-        "111111111111",
-        "us-east-1",
-        t - 10 * HOUR,
-        t - 10 * HOUR + 5_000,
-        "succeeded",
-        "",
-        1,
-    );
+    f.run("c_fail", "111111111111", "us-east-1", t - 10 * HOUR, t - 10 * HOUR + 5_000, "succeeded", "", 1);
     for (i, ago) in [3 * HOUR, 2 * HOUR, 40 * MIN, 10 * MIN].iter().enumerate() {
         f.run(
             "c_fail",
@@ -113,37 +89,10 @@ fn load_phase1(ch: &DevClickHouse, t: i64) {
         );
     }
     // Never succeeded.
-    f.run(
-        "c_never",
-        "222222222222",
-        "us-east-1",
-        t - 5 * HOUR,
-        t - 5 * HOUR + 1_000,
-        "failed",
-        "no role",
-        0,
-    );
-    f.run(
-        "c_never",
-        "222222222222",
-        "us-east-1",
-        t - 20 * MIN,
-        t - 20 * MIN + 1_000,
-        "partial",
-        "half",
-        0,
-    );
+    f.run("c_never", "222222222222", "us-east-1", t - 5 * HOUR, t - 5 * HOUR + 1_000, "failed", "no role", 0);
+    f.run("c_never", "222222222222", "us-east-1", t - 20 * MIN, t - 20 * MIN + 1_000, "partial", "half", 0);
     // Latest partial after a success.
-    f.run(
-        "c_partial",
-        "111111111111",
-        "eu-west-1",
-        t - 45 * MIN,
-        t - 45 * MIN + 9_000,
-        "succeeded",
-        "",
-        5,
-    );
+    f.run("c_partial", "111111111111", "eu-west-1", t - 45 * MIN, t - 45 * MIN + 9_000, "succeeded", "", 5);
     f.run(
         "c_partial",
         "111111111111",
@@ -155,89 +104,17 @@ fn load_phase1(ch: &DevClickHouse, t: i64) {
         4,
     );
     // Unknown status string.
-    f.run(
-        "c_unknown",
-        "111111111111",
-        "us-east-1",
-        t - 30 * MIN,
-        t - 29 * MIN,
-        "skipped",
-        "nothing to do",
-        0,
-    );
+    f.run("c_unknown", "111111111111", "us-east-1", t - 30 * MIN, t - 29 * MIN, "skipped", "nothing to do", 0);
     // completed_at in the future (clock skew on a collector).
-    f.run(
-        "c_future",
-        "222222222222",
-        "eu-west-1",
-        t - 10 * MIN,
-        t + 2 * HOUR,
-        "succeeded",
-        "",
-        3,
-    );
+    f.run("c_future", "222222222222", "eu-west-1", t - 10 * MIN, t + 2 * HOUR, "succeeded", "", 3);
     // A 10 KB error with newlines, quotes and backslashes.
-    f.run(
-        "c_bigerr",
-        "111111111111",
-        "us-east-1",
-        t - 3 * HOUR,
-        t - 3 * HOUR + 1_000,
-        "succeeded",
-        "",
-        1,
-    );
-    f.run(
-        "c_bigerr",
-        "111111111111",
-        "us-east-1",
-        t - 25 * MIN,
-        t - 24 * MIN,
-        "failed",
-        &big_error(),
-        0,
-    );
+    f.run("c_bigerr", "111111111111", "us-east-1", t - 3 * HOUR, t - 3 * HOUR + 1_000, "succeeded", "", 1);
+    f.run("c_bigerr", "111111111111", "us-east-1", t - 25 * MIN, t - 24 * MIN, "failed", &big_error(), 0);
     // Dependencies: config_network's last success is 30 minutes old, outside hierarchy_builder's 20m.
-    f.run(
-        "config_ec2",
-        "111111111111",
-        "us-east-1",
-        t - 6 * MIN,
-        t - 5 * MIN,
-        "succeeded",
-        "",
-        1,
-    );
-    f.run(
-        "config_ebs",
-        "111111111111",
-        "us-east-1",
-        t - 11 * MIN,
-        t - 10 * MIN,
-        "succeeded",
-        "",
-        1,
-    );
-    f.run(
-        "config_network",
-        "111111111111",
-        "us-east-1",
-        t - 31 * MIN,
-        t - 30 * MIN,
-        "succeeded",
-        "",
-        1,
-    );
-    f.run(
-        "config_network",
-        "111111111111",
-        "us-east-1",
-        t - 6 * MIN,
-        t - 5 * MIN,
-        "failed",
-        "boom",
-        0,
-    );
+    f.run("config_ec2", "111111111111", "us-east-1", t - 6 * MIN, t - 5 * MIN, "succeeded", "", 1);
+    f.run("config_ebs", "111111111111", "us-east-1", t - 11 * MIN, t - 10 * MIN, "succeeded", "", 1);
+    f.run("config_network", "111111111111", "us-east-1", t - 31 * MIN, t - 30 * MIN, "succeeded", "", 1);
+    f.run("config_network", "111111111111", "us-east-1", t - 6 * MIN, t - 5 * MIN, "failed", "boom", 0);
     f.insert(ch);
 
     ch.exec(
@@ -273,10 +150,8 @@ fn close(a: f64, b: f64) -> bool {
 
 /// An independent rendering of the error label rule: one line, whitespace collapsed, 200 chars max.
 fn expected_error_label(text: &str) -> String {
-    let words: Vec<&str> = text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> =
+        text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
     let flat = words.join(" ");
     if flat.chars().count() <= 200 {
         flat
@@ -306,12 +181,7 @@ fn seed_per_key(ch: &DevClickHouse) -> Vec<Value> {
 fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
     let expected = seed_per_key(ch);
     assert!(expected.len() >= 12, "data set has {} keys", expected.len());
-    assert_eq!(
-        m.find("polo_collector_last_run_timestamp_seconds", &[])
-            .len(),
-        expected.len(),
-        "one series per key"
-    );
+    assert_eq!(m.find("polo_collector_last_run_timestamp_seconds", &[]).len(), expected.len(), "one series per key");
     for row in &expected {
         let (c, a, r) = (
             row["collector"].as_str().unwrap(),
@@ -319,53 +189,25 @@ fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
             row["aws_region"].as_str().unwrap(),
         );
         let key = [("collector", c), ("aws_account_id", a), ("aws_region", r)];
-        let get = |name: &str| {
-            m.value(name, &key)
-                .unwrap_or_else(|| panic!("{name} missing for {key:?}"))
-        };
+        let get = |name: &str| m.value(name, &key).unwrap_or_else(|| panic!("{name} missing for {key:?}"));
         let ctx = format!("{key:?}");
         assert!(
-            close(
-                get("polo_collector_last_run_timestamp_seconds"),
-                num(&row["last_run"]) / 1000.0
-            ),
+            close(get("polo_collector_last_run_timestamp_seconds"), num(&row["last_run"]) / 1000.0),
             "last_run {ctx}"
         );
         assert!(
-            close(
-                get("polo_collector_last_success_timestamp_seconds"),
-                num(&row["last_success"]) / 1000.0
-            ),
+            close(get("polo_collector_last_success_timestamp_seconds"), num(&row["last_success"]) / 1000.0),
             "last_success {ctx}"
         );
         assert!(
-            close(
-                get("polo_collector_last_run_duration_seconds"),
-                num(&row["duration_ms"]) / 1000.0
-            ),
+            close(get("polo_collector_last_run_duration_seconds"), num(&row["duration_ms"]) / 1000.0),
             "duration {ctx}"
         );
-        assert_eq!(
-            get("polo_collector_last_run_events"),
-            num(&row["events"]),
-            "events {ctx}"
-        );
-        assert_eq!(
-            get("polo_collector_last_run_rows_inserted"),
-            num(&row["rows_inserted"]),
-            "rows {ctx}"
-        );
+        assert_eq!(get("polo_collector_last_run_events"), num(&row["events"]), "events {ctx}");
+        assert_eq!(get("polo_collector_last_run_rows_inserted"), num(&row["rows_inserted"]), "rows {ctx}");
         let first_non_failed = num(&row["first_non_failed"]);
-        let consecutive = if first_non_failed == 0.0 {
-            num(&row["runs"])
-        } else {
-            first_non_failed - 1.0
-        };
-        assert_eq!(
-            get("polo_collector_consecutive_failures"),
-            consecutive,
-            "consecutive failures {ctx}"
-        );
+        let consecutive = if first_non_failed == 0.0 { num(&row["runs"]) } else { first_non_failed - 1.0 };
+        assert_eq!(get("polo_collector_consecutive_failures"), consecutive, "consecutive failures {ctx}");
         let status = row["last_status"].as_str().unwrap();
         for s in ["succeeded", "failed", "partial", status] {
             let mut l = key.to_vec();
@@ -378,17 +220,10 @@ fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
         }
         let errors = m.find("polo_collector_last_error_info", &key);
         if status == "succeeded" {
-            assert!(
-                errors.is_empty(),
-                "no error series for a succeeded key {ctx}"
-            );
+            assert!(errors.is_empty(), "no error series for a succeeded key {ctx}");
         } else {
             assert_eq!(errors.len(), 1, "{ctx}");
-            assert_eq!(
-                errors[0].1["error"],
-                expected_error_label(row["last_error"].as_str().unwrap()),
-                "{ctx}"
-            );
+            assert_eq!(errors[0].1["error"], expected_error_label(row["last_error"].as_str().unwrap()), "{ctx}");
             assert_eq!(errors[0].2, 1.0);
         }
     }
@@ -397,26 +232,16 @@ fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
 fn assert_accounts_match(ch: &DevClickHouse, m: &Metrics) {
     // The seed's account-coverage query.
     let by_status = ch.rows("SELECT polo_status, count() AS account_count, groupArray(account_name) AS accounts FROM polo.aws_accounts FINAL GROUP BY polo_status");
-    let mut expected: BTreeMap<String, f64> = ["active", "pending_setup", "no_access", "disabled"]
-        .iter()
-        .map(|s| (s.to_string(), 0.0))
-        .collect();
+    let mut expected: BTreeMap<String, f64> =
+        ["active", "pending_setup", "no_access", "disabled"].iter().map(|s| (s.to_string(), 0.0)).collect();
     for row in &by_status {
-        expected.insert(
-            row["polo_status"].as_str().unwrap().to_string(),
-            num(&row["account_count"]),
-        );
+        expected.insert(row["polo_status"].as_str().unwrap().to_string(), num(&row["account_count"]));
     }
     for (status, count) in &expected {
-        assert_eq!(
-            m.value("polo_accounts", &[("status", status)]),
-            Some(*count),
-            "polo_accounts{{status={status}}}"
-        );
+        assert_eq!(m.value("polo_accounts", &[("status", status)]), Some(*count), "polo_accounts{{status={status}}}");
     }
     assert_eq!(m.find("polo_accounts", &[]).len(), expected.len());
-    let accounts =
-        ch.rows("SELECT aws_account_id, account_name, polo_status FROM polo.aws_accounts FINAL");
+    let accounts = ch.rows("SELECT aws_account_id, account_name, polo_status FROM polo.aws_accounts FINAL");
     assert_eq!(m.find("polo_account_info", &[]).len(), accounts.len());
     for a in &accounts {
         let l = [
@@ -424,11 +249,7 @@ fn assert_accounts_match(ch: &DevClickHouse, m: &Metrics) {
             ("account_name", a["account_name"].as_str().unwrap()),
             ("status", a["polo_status"].as_str().unwrap()),
         ];
-        assert_eq!(
-            m.value("polo_account_info", &l),
-            Some(1.0),
-            "account_info {l:?}"
-        );
+        assert_eq!(m.value("polo_account_info", &l), Some(1.0), "account_info {l:?}");
     }
     let scans = ch.rows(
         "SELECT a.aws_account_id AS id, toUnixTimestamp64Milli(max(if(r.status = 'succeeded', r.completed_at, toDateTime64(0, 3)))) AS last
@@ -436,33 +257,17 @@ fn assert_accounts_match(ch: &DevClickHouse, m: &Metrics) {
          LEFT JOIN polo.collector_runs AS r ON r.aws_account_id = a.aws_account_id
          GROUP BY a.aws_account_id",
     );
-    assert_eq!(
-        m.find("polo_account_last_scan_timestamp_seconds", &[])
-            .len(),
-        scans.len()
-    );
+    assert_eq!(m.find("polo_account_last_scan_timestamp_seconds", &[]).len(), scans.len());
     for s in &scans {
         let id = s["id"].as_str().unwrap();
-        let got = m
-            .value(
-                "polo_account_last_scan_timestamp_seconds",
-                &[("aws_account_id", id)],
-            )
-            .unwrap();
-        assert!(
-            close(got, num(&s["last"]) / 1000.0),
-            "last scan of {id}: {got} vs {}",
-            s["last"]
-        );
+        let got = m.value("polo_account_last_scan_timestamp_seconds", &[("aws_account_id", id)]).unwrap();
+        assert!(close(got, num(&s["last"]) / 1000.0), "last scan of {id}: {got} vs {}", s["last"]);
     }
 }
 
 fn assert_dependencies_match(ch: &DevClickHouse, m: &Metrics) {
     for (collector, requires) in [
-        (
-            "hierarchy_builder",
-            vec!["config_ec2", "config_ebs", "config_network"],
-        ),
+        ("hierarchy_builder", vec!["config_ec2", "config_ebs", "config_network"]),
         ("cost_rollup", vec!["config_ec2", "config_ebs"]),
     ] {
         // The seed's dependency query, once per required collector: ready when each returns a time.
@@ -473,10 +278,7 @@ fn assert_dependencies_match(ch: &DevClickHouse, m: &Metrics) {
             !out.trim().starts_with("1970-01-01")
         });
         assert_eq!(
-            m.value(
-                "polo_collector_dependencies_ready",
-                &[("collector", collector)]
-            ),
+            m.value("polo_collector_dependencies_ready", &[("collector", collector)]),
             Some(f64::from(u8::from(ready))),
             "{collector}"
         );
@@ -486,10 +288,7 @@ fn assert_dependencies_match(ch: &DevClickHouse, m: &Metrics) {
 fn assert_status_api_matches(ch: &DevClickHouse, exporter: &Exporter) {
     let resp = exporter.get("/api/v1/system/status");
     assert_eq!(resp.status, 200);
-    assert!(resp
-        .header("content-type")
-        .unwrap()
-        .starts_with("application/json"));
+    assert!(resp.header("content-type").unwrap().starts_with("application/json"));
     let doc: Value = serde_json::from_str(&resp.body).unwrap();
     let seed = ch.rows(
         "SELECT collector, max(completed_at) AS last_run, toUnixTimestamp64Milli(max(completed_at)) AS last_run_ms, argMax(status, completed_at) AS last_status
@@ -498,16 +297,10 @@ fn assert_status_api_matches(ch: &DevClickHouse, exporter: &Exporter) {
     let cards = doc["collectors"].as_array().unwrap();
     assert_eq!(cards.len(), seed.len());
     for row in &seed {
-        let card = cards
-            .iter()
-            .find(|c| c["name"] == row["collector"])
-            .unwrap();
+        let card = cards.iter().find(|c| c["name"] == row["collector"]).unwrap();
         assert_eq!(card["status"], row["last_status"]);
         let iso = row["last_run"].as_str().unwrap().replace(' ', "T");
-        assert_eq!(
-            card["last_run"].as_str().unwrap(),
-            format!("{}Z", &iso[..19])
-        );
+        assert_eq!(card["last_run"].as_str().unwrap(), format!("{}Z", &iso[..19]));
         assert!(["green", "amber", "red"].contains(&card["health"].as_str().unwrap()));
     }
     let green = cards.iter().find(|c| c["name"] == "c_ok").unwrap();
@@ -516,13 +309,8 @@ fn assert_status_api_matches(ch: &DevClickHouse, exporter: &Exporter) {
     assert_eq!(stale["health"], "red");
     let partial = cards.iter().find(|c| c["name"] == "c_partial").unwrap();
     assert_eq!(partial["health"], "amber");
-    for row in ch
-        .rows("SELECT polo_status, count() AS n FROM polo.aws_accounts FINAL GROUP BY polo_status")
-    {
-        assert_eq!(
-            num(&doc["accounts"][row["polo_status"].as_str().unwrap()]),
-            num(&row["n"])
-        );
+    for row in ch.rows("SELECT polo_status, count() AS n FROM polo.aws_accounts FINAL GROUP BY polo_status") {
+        assert_eq!(num(&doc["accounts"][row["polo_status"].as_str().unwrap()]), num(&row["n"]));
     }
     assert_eq!(doc["accounts"]["disabled"], 0);
     let legacy = exporter.get("/api/system/status");
@@ -540,103 +328,30 @@ fn metrics_equal_the_seed_sql_before_and_after_new_runs() {
     // The first scrape may run accounts before collector_runs has loaded; the second has both.
     exporter.scrape();
     let m = exporter.scrape();
-    assert_eq!(
-        m.value("polo_exporter_source_up", &[("source", "collector_runs")]),
-        Some(1.0),
-        "{}",
-        exporter.log()
-    );
-    assert_eq!(
-        m.value("polo_exporter_source_up", &[("source", "accounts")]),
-        Some(1.0),
-        "{}",
-        exporter.log()
-    );
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "collector_runs")]), Some(1.0), "{}", exporter.log());
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "accounts")]), Some(1.0), "{}", exporter.log());
     assert_keys_match(&ch, &m);
     assert_accounts_match(&ch, &m);
     assert_dependencies_match(&ch, &m);
     assert_status_api_matches(&ch, &exporter);
-    assert_eq!(
-        m.value(
-            "polo_collector_expected_interval_seconds",
-            &[("collector", "c_ok")]
-        ),
-        Some(600.0)
-    );
-    assert_eq!(
-        m.value(
-            "polo_collector_expected_interval_seconds",
-            &[("collector", "c_fail")]
-        ),
-        Some(1800.0)
-    );
+    assert_eq!(m.value("polo_collector_expected_interval_seconds", &[("collector", "c_ok")]), Some(600.0));
+    assert_eq!(m.value("polo_collector_expected_interval_seconds", &[("collector", "c_fail")]), Some(1800.0));
 
     // Phase 2: new runs, and a run that started 30 minutes ago but is only inserted now.
     std::thread::sleep(std::time::Duration::from_millis(300));
     let t2 = now_ms();
     let mut f = Fixture { rows: vec![] };
-    f.run(
-        "c_ok",
-        "111111111111",
-        "us-east-1",
-        t2 - 2 * MIN,
-        t2 - 100,
-        "succeeded",
-        "",
-        PHASE2_MARK,
-    );
-    f.run(
-        "c_fail",
-        "111111111111",
-        "us-east-1",
-        t2 - 2 * MIN,
-        t2 - 100,
-        "failed",
-        "still denied",
-        PHASE2_MARK,
-    );
-    f.run(
-        "c_never",
-        "222222222222",
-        "us-east-1",
-        t2 - 30 * MIN,
-        t2 - 100,
-        "succeeded",
-        "",
-        PHASE2_MARK,
-    );
-    f.run(
-        "c_partial",
-        "111111111111",
-        "eu-west-1",
-        t2 - 3 * MIN,
-        t2 - 200,
-        "weird-new-status",
-        "?",
-        PHASE2_MARK,
-    );
-    f.run(
-        "config_network",
-        "111111111111",
-        "us-east-1",
-        t2 - 2 * MIN,
-        t2 - 100,
-        "succeeded",
-        "",
-        PHASE2_MARK,
-    );
+    f.run("c_ok", "111111111111", "us-east-1", t2 - 2 * MIN, t2 - 100, "succeeded", "", PHASE2_MARK);
+    f.run("c_fail", "111111111111", "us-east-1", t2 - 2 * MIN, t2 - 100, "failed", "still denied", PHASE2_MARK);
+    f.run("c_never", "222222222222", "us-east-1", t2 - 30 * MIN, t2 - 100, "succeeded", "", PHASE2_MARK);
+    f.run("c_partial", "111111111111", "eu-west-1", t2 - 3 * MIN, t2 - 200, "weird-new-status", "?", PHASE2_MARK);
+    f.run("config_network", "111111111111", "us-east-1", t2 - 2 * MIN, t2 - 100, "succeeded", "", PHASE2_MARK);
     f.insert(&ch);
     let m = exporter.scrape();
     assert_keys_match(&ch, &m);
     assert_accounts_match(&ch, &m);
     assert_dependencies_match(&ch, &m);
-    assert_eq!(
-        m.value(
-            "polo_collector_dependencies_ready",
-            &[("collector", "hierarchy_builder")]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(m.value("polo_collector_dependencies_ready", &[("collector", "hierarchy_builder")]), Some(1.0));
 
     // runs_total counts the runs completed since the exporter started, each once.
     let since = ch.rows(&format!(
@@ -644,33 +359,14 @@ fn metrics_equal_the_seed_sql_before_and_after_new_runs() {
     ));
     assert!(since.len() >= 5);
     for row in &since {
-        let l = [
-            ("collector", row["collector"].as_str().unwrap()),
-            ("status", row["status"].as_str().unwrap()),
-        ];
-        assert_eq!(
-            m.value("polo_collector_runs_total", &l),
-            Some(num(&row["n"])),
-            "{l:?}"
-        );
+        let l = [("collector", row["collector"].as_str().unwrap()), ("status", row["status"].as_str().unwrap())];
+        assert_eq!(m.value("polo_collector_runs_total", &l), Some(num(&row["n"])), "{l:?}");
     }
-    assert_eq!(
-        m.value(
-            "polo_collector_runs_total",
-            &[("collector", "c_ok"), ("status", "failed")]
-        ),
-        Some(0.0)
-    );
+    assert_eq!(m.value("polo_collector_runs_total", &[("collector", "c_ok"), ("status", "failed")]), Some(0.0));
     let again = exporter.scrape();
     assert_eq!(
-        again.value(
-            "polo_collector_runs_total",
-            &[("collector", "c_ok"), ("status", "succeeded")]
-        ),
-        m.value(
-            "polo_collector_runs_total",
-            &[("collector", "c_ok"), ("status", "succeeded")]
-        ),
+        again.value("polo_collector_runs_total", &[("collector", "c_ok"), ("status", "succeeded")]),
+        m.value("polo_collector_runs_total", &[("collector", "c_ok"), ("status", "succeeded")]),
         "a run is counted once however often it is read"
     );
 }
@@ -681,14 +377,8 @@ fn empty_tables_serve_zero_counts_and_no_collector_series() {
     let exporter = Exporter::start(&config(&ch.url(), ""));
     exporter.scrape();
     let m = exporter.scrape();
-    assert_eq!(
-        m.value("polo_exporter_source_up", &[("source", "collector_runs")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.value("polo_exporter_source_up", &[("source", "accounts")]),
-        Some(1.0)
-    );
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "collector_runs")]), Some(1.0));
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "accounts")]), Some(1.0));
     for status in ["active", "pending_setup", "no_access", "disabled"] {
         assert_eq!(m.value("polo_accounts", &[("status", status)]), Some(0.0));
     }
@@ -704,54 +394,24 @@ fn demo_data_with_example_config_equals_the_seed_sql() {
     let exporter = Exporter::start(&example.replace("http://127.0.0.1:8123", &ch.url()));
     exporter.scrape();
     let m = exporter.scrape();
-    assert_eq!(
-        m.value("polo_exporter_source_up", &[("source", "collector_runs")]),
-        Some(1.0),
-        "{}",
-        exporter.log()
-    );
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "collector_runs")]), Some(1.0), "{}", exporter.log());
     assert_keys_match(&ch, &m);
     assert_accounts_match(&ch, &m);
-    assert_eq!(
-        m.find("polo_collector_last_run_timestamp_seconds", &[])
-            .len(),
-        8 * 20 * 3
-    );
+    assert_eq!(m.find("polo_collector_last_run_timestamp_seconds", &[]).len(), 8 * 20 * 3);
     // The scenarios the demo promises.
     assert!(
         m.value(
             "polo_collector_consecutive_failures",
-            &[
-                ("collector", "config_rds"),
-                ("aws_account_id", "100000000000"),
-                ("aws_region", "us-east-1")
-            ]
+            &[("collector", "config_rds"), ("aws_account_id", "100000000000"), ("aws_region", "us-east-1")]
         )
         .unwrap()
             >= 3.0
     );
-    assert_eq!(
-        m.value("polo_accounts", &[("status", "no_access")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.value("polo_accounts", &[("status", "pending_setup")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        m.value(
-            "polo_account_last_scan_timestamp_seconds",
-            &[("aws_account_id", "100000000020")]
-        ),
-        Some(0.0)
-    );
+    assert_eq!(m.value("polo_accounts", &[("status", "no_access")]), Some(1.0));
+    assert_eq!(m.value("polo_accounts", &[("status", "pending_setup")]), Some(1.0));
+    assert_eq!(m.value("polo_account_last_scan_timestamp_seconds", &[("aws_account_id", "100000000020")]), Some(0.0));
     let doc: Value = serde_json::from_str(&exporter.get("/api/v1/system/status").body).unwrap();
-    let stale = doc["collectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "cost_explorer_sync")
-        .unwrap();
+    let stale = doc["collectors"].as_array().unwrap().iter().find(|c| c["name"] == "cost_explorer_sync").unwrap();
     assert_eq!(stale["health"], "red");
     assert!(stale["minutes_ago"].as_i64().unwrap() >= 300);
 }

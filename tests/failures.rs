@@ -13,11 +13,7 @@ fn up(m: &Metrics, source: &str) -> Option<f64> {
 }
 
 fn errors(m: &Metrics, source: &str, kind: &str) -> f64 {
-    m.value(
-        "polo_exporter_source_errors_total",
-        &[("source", source), ("kind", kind)],
-    )
-    .unwrap()
+    m.value("polo_exporter_source_errors_total", &[("source", source), ("kind", kind)]).unwrap()
 }
 
 #[test]
@@ -31,16 +27,9 @@ fn missing_table_fails_only_its_source() {
     assert_eq!(up(&m, "accounts"), Some(1.0));
     assert!(m.has("polo_accounts"));
     let log = exporter.log();
-    let failures: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("source failed"))
-        .collect();
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("source failed")).collect();
     assert_eq!(failures.len(), 1, "one log line per failure: {log}");
-    assert!(
-        failures[0].contains("source=collector_runs") && failures[0].contains("kind=query"),
-        "{}",
-        failures[0]
-    );
+    assert!(failures[0].contains("source=collector_runs") && failures[0].contains("kind=query"), "{}", failures[0]);
     assert!(
         failures[0].contains("UNKNOWN_TABLE") || failures[0].contains("Code: 60"),
         "cause kept in the log: {}",
@@ -53,11 +42,7 @@ fn unreachable_clickhouse_is_reported_quickly() {
     let exporter = Exporter::start(&config(&format!("http://127.0.0.1:{}", free_port()), ""));
     let start = Instant::now();
     let m = exporter.scrape();
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
     for source in ["collector_runs", "accounts"] {
         assert_eq!(up(&m, source), Some(0.0));
         assert_eq!(errors(&m, source, "connect"), 1.0);
@@ -82,19 +67,10 @@ fn hanging_clickhouse_cannot_hold_the_scrape_past_its_deadline() {
         "sources:\n  collector_runs:\n    timeout: 30s\n  accounts:\n    timeout: 30s\n",
     ));
     let start = Instant::now();
-    let resp = http(
-        exporter.port,
-        "GET",
-        "/metrics",
-        &[("X-Prometheus-Scrape-Timeout-Seconds", "2")],
-        "",
-    );
+    let resp = http(exporter.port, "GET", "/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "2")], "");
     let took = start.elapsed();
     assert_eq!(resp.status, 200);
-    assert!(
-        took >= Duration::from_millis(1400) && took < Duration::from_millis(2000),
-        "scrape took {took:?}"
-    );
+    assert!(took >= Duration::from_millis(1400) && took < Duration::from_millis(2000), "scrape took {took:?}");
     let m = Metrics::parse(&resp.body);
     for source in ["collector_runs", "accounts"] {
         assert_eq!(up(&m, source), Some(0.0));
@@ -120,12 +96,9 @@ fn wrong_password_is_an_auth_error_and_never_leaks() {
     assert_eq!(errors(&m, "accounts", "auth"), 1.0);
     let log = exporter.log();
     assert!(log.contains("kind=auth"), "{log}");
-    for (what, text) in [
-        ("log", log.as_str()),
-        ("metrics", &metrics.body),
-        ("status", &status.body),
-        ("landing", &landing.body),
-    ] {
+    for (what, text) in
+        [("log", log.as_str()), ("metrics", &metrics.body), ("status", &status.body), ("landing", &landing.body)]
+    {
         assert!(!text.contains(secret), "the password appears in the {what}");
     }
 
@@ -149,29 +122,18 @@ fn outage_keeps_serving_the_last_good_series_with_their_as_of_time() {
     exporter.scrape();
     let before = exporter.scrape();
     assert_eq!(up(&before, "collector_runs"), Some(1.0));
-    let as_of = before
-        .value(
-            "polo_exporter_source_last_success_timestamp_seconds",
-            &[("source", "collector_runs")],
-        )
-        .unwrap();
+    let as_of =
+        before.value("polo_exporter_source_last_success_timestamp_seconds", &[("source", "collector_runs")]).unwrap();
     ch.stop();
     let during = exporter.scrape();
     assert_eq!(up(&during, "collector_runs"), Some(0.0));
     assert_eq!(errors(&during, "collector_runs", "connect"), 1.0);
     assert_eq!(
-        during.value(
-            "polo_exporter_source_last_success_timestamp_seconds",
-            &[("source", "collector_runs")]
-        ),
+        during.value("polo_exporter_source_last_success_timestamp_seconds", &[("source", "collector_runs")]),
         Some(as_of),
         "as-of time frozen at the last success"
     );
-    let key = [
-        ("collector", "config_ec2"),
-        ("aws_account_id", "111111111111"),
-        ("aws_region", "us-east-1"),
-    ];
+    let key = [("collector", "config_ec2"), ("aws_account_id", "111111111111"), ("aws_region", "us-east-1")];
     assert_eq!(
         during.value("polo_collector_last_success_timestamp_seconds", &key),
         before.value("polo_collector_last_success_timestamp_seconds", &key),

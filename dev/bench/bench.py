@@ -72,10 +72,11 @@ def scrape(port):
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60).read().decode()
     elapsed = time.perf_counter() - start
     m = re.search(r'^polo_exporter_clickhouse_read_rows_total\{source="collector_runs"\} (\S+)', body, re.M)
+    system = re.search(r'^polo_exporter_clickhouse_read_rows_total\{source="clickhouse_system"\} (\S+)', body, re.M)
     up = re.search(r'^polo_exporter_source_up\{source="collector_runs"\} (\S+)', body, re.M)
     if not up or float(up.group(1)) != 1.0:
         raise SystemExit("collector_runs source is down:\n" + body[:2000])
-    return elapsed, float(m.group(1))
+    return elapsed, float(m.group(1)), float(system.group(1))
 
 
 def memory_kib(pid):
@@ -93,18 +94,19 @@ def measure(binary, ch_port, rows, scrapes):
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "bench.yml")
         with open(cfg, "w") as f:
-            f.write(f"clickhouse:\n  url: http://127.0.0.1:{ch_port}\n  timeout: 60s\ncollectors:\n  default_expected_interval: 15m\n")
+            f.write(f"clickhouse:\n  url: http://127.0.0.1:{ch_port}\n  timeout: 60s\ncollectors:\n  default_expected_interval: 15m\nclickhouse_system:\n  query_log_delay: 2s\n")
         proc = subprocess.Popen([binary, "--config.file", cfg, "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
-            first_latency, first_rows = scrape(port)
-            latencies, per_scrape = [], []
+            first_latency, first_rows, last_system = scrape(port)
+            latencies, per_scrape, system_per_scrape = [], [], []
             last = first_rows
             for _ in range(scrapes):
-                latency, total = scrape(port)
+                latency, total, system = scrape(port)
                 latencies.append(latency)
                 per_scrape.append(total - last)
-                last = total
+                system_per_scrape.append(system - last_system)
+                last, last_system = total, system
             rss, hwm = memory_kib(proc.pid)
         finally:
             proc.terminate()
@@ -117,6 +119,7 @@ def measure(binary, ch_port, rows, scrapes):
         "steady_read_rows_max": int(max(per_scrape)),
         "steady_p50_ms": statistics.median(latencies) * 1000,
         "steady_max_ms": max(latencies) * 1000,
+        "system_read_rows": int(statistics.median(system_per_scrape)),
         "rss_mib": rss / 1024,
         "peak_rss_mib": hwm / 1024,
     }
@@ -140,12 +143,12 @@ def main():
         ch.wait()
 
     print(f"collector_runs source, {KEYS} keys, 90 days of runs, real ClickHouse engine (chdb); {args.scrapes} steady scrapes per size")
-    header = ["table rows", "1st scrape rows read", "1st scrape ms", "rows read/scrape (median, max)", "scrape ms p50", "scrape ms max", "exporter RSS MiB", "peak RSS MiB"]
+    header = ["table rows", "1st scrape rows read", "1st scrape ms", "rows read/scrape (median, max)", "clickhouse_system rows/scrape", "scrape ms p50", "scrape ms max", "exporter RSS MiB", "peak RSS MiB"]
     print(" | ".join(header))
     for r in results:
         print(" | ".join([
             f"{r['table_rows']:,}", f"{r['initial_read_rows']:,}", f"{r['initial_latency_ms']:.0f}",
-            f"{r['steady_read_rows']:,}, {r['steady_read_rows_max']:,}", f"{r['steady_p50_ms']:.1f}", f"{r['steady_max_ms']:.1f}",
+            f"{r['steady_read_rows']:,}, {r['steady_read_rows_max']:,}", f"{r['system_read_rows']:,}", f"{r['steady_p50_ms']:.1f}", f"{r['steady_max_ms']:.1f}",
             f"{r['rss_mib']:.1f}", f"{r['peak_rss_mib']:.1f}",
         ]))
 

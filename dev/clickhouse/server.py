@@ -38,28 +38,41 @@ HTTP_ONLY = {
 }
 SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CODE = re.compile(r"Code: (\d+)")
+SELECT_LIKE = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 
 
 class Engine:
     """One chdb connection; chdb is not safe for concurrent queries, so calls are serialised."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, query_log=True):
         self.lock = threading.Lock()
-        config = os.path.join(HERE, "config.xml")
-        self.conn = chdb.connect(f"{data_dir}?config-file={config}")
+        self.database = None
+        path = data_dir
+        if query_log:
+            path += "?config-file=" + os.path.join(HERE, "config.xml")
+        self.conn = chdb.connect(path)
 
     def query(self, sql, fmt="TabSeparated", settings=None, database=None):
+        """Runs one statement. Settings go into a SETTINGS clause on SELECT-like statements, so
+        no extra statement lands in system.query_log; other statements get them with SET."""
         with self.lock:
+            if database and database != self.database:
+                self.conn.query(f"USE {database}")
+                self.database = database
+            settings = settings or {}
+            if not settings:
+                return self.conn.query(sql, fmt)
+            if SELECT_LIKE.match(sql):
+                clause = ", ".join(f"{k} = {quote(v)}" for k, v in settings.items())
+                return self.conn.query(sql.rstrip().rstrip(";") + "\nSETTINGS " + clause, fmt)
             applied = []
             try:
-                if database:
-                    self.conn.query(f"USE {database}")
-                for name, value in (settings or {}).items():
+                for name, value in settings.items():
                     self.conn.query(f"SET {name} = {quote(value)}")
                     applied.append(name)
                 return self.conn.query(sql, fmt)
             finally:
-                for name in applied:
+                for name in reversed(applied):
                     try:
                         self.conn.query(f"SET {name} = DEFAULT")
                     except Exception:  # noqa: BLE001 - best effort reset
@@ -195,14 +208,18 @@ def main():
     parser.add_argument("--seed", choices=["demo", "empty"], default="empty")
     parser.add_argument("--user", default="default")
     parser.add_argument("--password-file", help="file holding the password the server accepts (default: empty password)")
+    parser.add_argument("--no-query-log", action="store_true", help="run without system.query_log (to test a missing system table)")
     parser.add_argument("--static", action="store_true", help="with --seed demo: do not keep inserting new runs")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args()
 
     data_dir = args.data or tempfile.mkdtemp(prefix="polo-dev-clickhouse-")
     os.makedirs(data_dir, exist_ok=True)
-    engine = Engine(data_dir)
+    engine = Engine(data_dir, query_log=not args.no_query_log)
     engine.run_script(os.path.join(ROOT, "deploy", "clickhouse", "schema.sql"))
+    if not args.no_query_log:
+        # ClickHouse creates system.query_log at its first flush; a running server has one.
+        engine.query("SYSTEM FLUSH LOGS")
     if args.seed == "demo":
         sys.path.insert(0, HERE)
         import demo_data

@@ -28,7 +28,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         ("ms", 1),
     ];
     let bad = || {
-        format!("invalid duration {text:?}: expected a number and a unit (ms, s, m, h, d, w, y), e.g. \"15m\" or \"1h30m\"")
+        format!(
+            "invalid duration {text:?}: expected a number and a unit (ms, s, m, h, d, w, y), e.g. \"15m\" or \"1h30m\""
+        )
     };
     if text.is_empty() {
         return Err(bad());
@@ -55,10 +57,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         last_unit_rank = rank;
         rest = &rest[unit.len()..];
-        total_ms = number
-            .checked_mul(*factor)
-            .and_then(|ms| total_ms.checked_add(ms))
-            .ok_or_else(bad)?;
+        total_ms = number.checked_mul(*factor).and_then(|ms| total_ms.checked_add(ms)).ok_or_else(bad)?;
     }
     Ok(Duration::from_millis(total_ms))
 }
@@ -70,13 +69,7 @@ pub fn format(duration: Duration) -> String {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, factor) in [
-        ("d", 86_400_000u64),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ] {
+    for (unit, factor) in [("d", 86_400_000u64), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
         if ms >= factor {
             out.push_str(&format!("{}{unit}", ms / factor));
             ms %= factor;
@@ -123,18 +116,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_durations() {
-        for text in [
-            "",
-            "15",
-            "m",
-            "15 m",
-            "1.5h",
-            "30m1h",
-            "1h1h",
-            "-5s",
-            "15min",
-            "99999999999999999999y",
-        ] {
+        for text in ["", "15", "m", "15 m", "1.5h", "30m1h", "1h1h", "-5s", "15min", "99999999999999999999y"] {
             assert!(parse(text).is_err(), "{text:?} should be rejected");
         }
     }

@@ -23,12 +23,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{path}:{}: key `{key}`: {message}", line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()))]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        line: Option<usize>,
-        message: String,
-    },
+    Invalid { path: PathBuf, key: String, line: Option<usize>, message: String },
 }
 
 /// A password or other secret: never printed, not even by `Debug`.
@@ -54,6 +49,7 @@ pub struct ClickHouseConfig {
     pub password: Secret,
     pub database: String,
     pub timeout: Duration,
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,10 +71,7 @@ pub struct CollectorsConfig {
 
 impl CollectorsConfig {
     pub fn expected_interval(&self, collector: &str) -> Duration {
-        self.expected_intervals
-            .get(collector)
-            .copied()
-            .unwrap_or(self.default_expected_interval)
+        self.expected_intervals.get(collector).copied().unwrap_or(self.default_expected_interval)
     }
 
     /// Every collector the config names, as interval owner, dependent or dependency.
@@ -110,7 +103,22 @@ pub struct SourceSettings {
 pub struct SourcesConfig {
     pub collector_runs: SourceSettings,
     pub accounts: SourceSettings,
+    pub clickhouse_system: SourceSettings,
 }
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseSystemConfig {
+    pub databases: Vec<String>,
+    pub query_log: bool,
+    pub query_log_delay: Duration,
+    pub query_log_max_catchup: Duration,
+    /// Strictly increasing, finite, positive; +Inf is implied.
+    pub query_duration_buckets: Vec<f64>,
+    pub max_rows: u64,
+}
+
+pub const DEFAULT_QUERY_DURATION_BUCKETS: [f64; 15] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// A configuration that passed validation. Only [`Config::load`] and [`Config::from_yaml`] make one.
 // The private field, unlike #[non_exhaustive], also keeps the rest of this crate from building one.
@@ -120,6 +128,7 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub collectors: CollectorsConfig,
     pub accounts: AccountsConfig,
+    pub clickhouse_system: ClickHouseSystemConfig,
     pub sources: SourcesConfig,
     _validated: (),
 }
@@ -128,20 +137,14 @@ pub const DEFAULT_KNOWN_STATUSES: [&str; 4] = ["active", "pending_setup", "no_ac
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_yaml(&text, path, &|name| std::env::var(name).ok())
     }
 
     /// Parses and validates `text`; `path` is only used in error messages and to resolve
     /// relative `password_file` paths; `env` looks up environment variables.
-    pub fn from_yaml(
-        text: &str,
-        path: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_yaml(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let raw: RawConfig = parse(text, path)?;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -149,12 +152,7 @@ impl Config {
             line: line_of_key(text, key),
             message,
         };
-        Validator {
-            path,
-            env,
-            invalid: &invalid,
-        }
-        .validate(raw)
+        Validator { path, env, invalid: &invalid }.validate(raw)
     }
 }
 
@@ -173,12 +171,7 @@ fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
             message = rest.to_string();
         }
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            line,
-            message,
-        }
+        ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
     })
 }
 
@@ -193,30 +186,23 @@ impl Validator<'_> {
         let clickhouse = self.clickhouse(raw.clickhouse)?;
         let collectors = self.collectors(raw.collectors)?;
         let known_statuses = match raw.accounts.known_statuses {
-            None => DEFAULT_KNOWN_STATUSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            None => DEFAULT_KNOWN_STATUSES.iter().map(|s| s.to_string()).collect(),
             Some(list) if list.is_empty() => {
-                return Err((self.invalid)(
-                    "accounts.known_statuses",
-                    "must list at least one status".into(),
-                ))
+                return Err((self.invalid)("accounts.known_statuses", "must list at least one status".into()))
             }
             Some(list) => list,
         };
         let sources = SourcesConfig {
-            collector_runs: self.source(
-                "collector_runs",
-                &raw.sources.collector_runs,
-                clickhouse.timeout,
-            )?,
+            collector_runs: self.source("collector_runs", &raw.sources.collector_runs, clickhouse.timeout)?,
             accounts: self.source("accounts", &raw.sources.accounts, clickhouse.timeout)?,
+            clickhouse_system: self.source("clickhouse_system", &raw.sources.clickhouse_system, clickhouse.timeout)?,
         };
+        let clickhouse_system = self.clickhouse_system(raw.clickhouse_system)?;
         Ok(Config {
             clickhouse,
             collectors,
             accounts: AccountsConfig { known_statuses },
+            clickhouse_system,
             sources,
             _validated: (),
         })
@@ -227,19 +213,13 @@ impl Validator<'_> {
         let after_scheme = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"))
-            .ok_or_else(|| {
-                (self.invalid)(
-                    "clickhouse.url",
-                    "must start with http:// or https://".into(),
-                )
-            })?;
+            .ok_or_else(|| (self.invalid)("clickhouse.url", "must start with http:// or https://".into()))?;
         let authority = after_scheme.split('/').next().unwrap_or_default();
         if authority.contains('@') {
             // Credentials in a URL end up in logs and error texts; force the dedicated keys.
             return Err((self.invalid)(
                 "clickhouse.url",
-                "must not contain credentials; use clickhouse.user and clickhouse.password_file"
-                    .into(),
+                "must not contain credentials; use clickhouse.user and clickhouse.password_file".into(),
             ));
         }
         if authority.is_empty() {
@@ -251,11 +231,7 @@ impl Validator<'_> {
                 "https is not supported by this build; put a TLS-terminating proxy in front or use http on a private network".into(),
             ));
         }
-        let set = [
-            raw.password.is_some(),
-            raw.password_file.is_some(),
-            raw.password_env.is_some(),
-        ];
+        let set = [raw.password.is_some(), raw.password_file.is_some(), raw.password_env.is_some()];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err((self.invalid)(
                 "clickhouse.password_file",
@@ -263,24 +239,14 @@ impl Validator<'_> {
             ));
         }
         let password = if let Some(file) = raw.password_file {
-            let file = if file.is_relative() {
-                self.path.parent().unwrap_or(Path::new(".")).join(file)
-            } else {
-                file
-            };
+            let file = if file.is_relative() { self.path.parent().unwrap_or(Path::new(".")).join(file) } else { file };
             let text = std::fs::read_to_string(&file).map_err(|err| {
-                (self.invalid)(
-                    "clickhouse.password_file",
-                    format!("cannot read {}: {err}", file.display()),
-                )
+                (self.invalid)("clickhouse.password_file", format!("cannot read {}: {err}", file.display()))
             })?;
             Secret(text.trim_end_matches(['\n', '\r']).to_string())
         } else if let Some(var) = raw.password_env {
             Secret((self.env)(&var).ok_or_else(|| {
-                (self.invalid)(
-                    "clickhouse.password_env",
-                    format!("environment variable {var} is not set"),
-                )
+                (self.invalid)("clickhouse.password_env", format!("environment variable {var} is not set"))
             })?)
         } else {
             Secret(raw.password.unwrap_or_default())
@@ -294,12 +260,20 @@ impl Validator<'_> {
         }
         let timeout = raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
         if timeout < Duration::from_millis(100) {
-            return Err((self.invalid)(
-                "clickhouse.timeout",
-                "must be at least 100ms".into(),
-            ));
+            return Err((self.invalid)("clickhouse.timeout", "must be at least 100ms".into()));
+        }
+        if let Some(cluster) = &raw.cluster {
+            let ok = !cluster.is_empty()
+                && cluster.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !ok {
+                return Err((self.invalid)(
+                    "clickhouse.cluster",
+                    format!("{cluster:?} is not a cluster name ([A-Za-z0-9_.-]+)"),
+                ));
+            }
         }
         Ok(ClickHouseConfig {
+            cluster: raw.cluster,
             url,
             user: raw.user.unwrap_or_else(|| "default".to_string()),
             password,
@@ -311,20 +285,11 @@ impl Validator<'_> {
     fn collectors(&self, raw: raw::RawCollectors) -> Result<CollectorsConfig, ConfigError> {
         let staleness_factor = raw.staleness_factor.unwrap_or(2.0);
         if !(staleness_factor.is_finite() && staleness_factor >= 1.0) {
-            return Err((self.invalid)(
-                "collectors.staleness_factor",
-                "must be a number >= 1".into(),
-            ));
+            return Err((self.invalid)("collectors.staleness_factor", "must be a number >= 1".into()));
         }
-        let default_expected_interval = raw
-            .default_expected_interval
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(3600));
+        let default_expected_interval = raw.default_expected_interval.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
         if default_expected_interval.is_zero() {
-            return Err((self.invalid)(
-                "collectors.default_expected_interval",
-                "must be positive".into(),
-            ));
+            return Err((self.invalid)("collectors.default_expected_interval", "must be positive".into()));
         }
         let mut expected_intervals = BTreeMap::new();
         for (name, interval) in raw.expected_intervals {
@@ -340,49 +305,22 @@ impl Validator<'_> {
         for (name, dep) in raw.dependencies {
             let key = format!("collectors.dependencies.{name}");
             if dep.requires.is_empty() {
-                return Err((self.invalid)(
-                    &format!("{key}.requires"),
-                    "must name at least one collector".into(),
-                ));
+                return Err((self.invalid)(&format!("{key}.requires"), "must name at least one collector".into()));
             }
             if dep.requires.contains(&name) {
-                return Err((self.invalid)(
-                    &format!("{key}.requires"),
-                    "a collector cannot depend on itself".into(),
-                ));
+                return Err((self.invalid)(&format!("{key}.requires"), "a collector cannot depend on itself".into()));
             }
-            let within = dep
-                .within
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(20 * 60));
+            let within = dep.within.map(|d| d.0).unwrap_or(Duration::from_secs(20 * 60));
             if within.is_zero() {
-                return Err((self.invalid)(
-                    &format!("{key}.within"),
-                    "must be positive".into(),
-                ));
+                return Err((self.invalid)(&format!("{key}.within"), "must be positive".into()));
             }
-            dependencies.insert(
-                name,
-                Dependency {
-                    requires: dep.requires,
-                    within,
-                },
-            );
+            dependencies.insert(name, Dependency { requires: dep.requires, within });
         }
-        let late_arrival_window = raw
-            .late_arrival_window
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(3600));
+        let late_arrival_window = raw.late_arrival_window.map(|d| d.0).unwrap_or(Duration::from_secs(3600));
         if late_arrival_window < Duration::from_secs(60) {
-            return Err((self.invalid)(
-                "collectors.late_arrival_window",
-                "must be at least 1m".into(),
-            ));
+            return Err((self.invalid)("collectors.late_arrival_window", "must be at least 1m".into()));
         }
-        let forget_after = raw
-            .forget_after
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(90 * 86_400));
+        let forget_after = raw.forget_after.map(|d| d.0).unwrap_or(Duration::from_secs(90 * 86_400));
         if forget_after <= late_arrival_window {
             return Err((self.invalid)(
                 "collectors.forget_after",
@@ -391,10 +329,7 @@ impl Validator<'_> {
         }
         let max_window_rows = raw.max_window_rows.unwrap_or(200_000);
         if max_window_rows == 0 {
-            return Err((self.invalid)(
-                "collectors.max_window_rows",
-                "must be positive".into(),
-            ));
+            return Err((self.invalid)("collectors.max_window_rows", "must be positive".into()));
         }
         Ok(CollectorsConfig {
             default_expected_interval,
@@ -407,6 +342,33 @@ impl Validator<'_> {
         })
     }
 
+    fn clickhouse_system(&self, raw: raw::RawClickHouseSystem) -> Result<ClickHouseSystemConfig, ConfigError> {
+        let databases = raw.databases.unwrap_or_else(|| vec!["polo".to_string()]);
+        if let Some(bad) = databases.iter().find(|d| !is_identifier(d)) {
+            return Err((self.invalid)("clickhouse_system.databases", format!("{bad:?} is not a plain identifier")));
+        }
+        let buckets = raw.query_duration_buckets.unwrap_or_else(|| DEFAULT_QUERY_DURATION_BUCKETS.to_vec());
+        let increasing = buckets.windows(2).all(|w| w[0] < w[1]);
+        if buckets.is_empty() || !increasing || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0) {
+            return Err((self.invalid)(
+                "clickhouse_system.query_duration_buckets",
+                "must be a non-empty, strictly increasing list of positive seconds (+Inf is implied)".into(),
+            ));
+        }
+        let max_rows = raw.max_rows.unwrap_or(10_000);
+        if max_rows == 0 {
+            return Err((self.invalid)("clickhouse_system.max_rows", "must be positive".into()));
+        }
+        Ok(ClickHouseSystemConfig {
+            databases,
+            query_log: raw.query_log.unwrap_or(true),
+            query_log_delay: raw.query_log_delay.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
+            query_log_max_catchup: raw.query_log_max_catchup.map(|d| d.0).unwrap_or(Duration::from_secs(600)),
+            query_duration_buckets: buckets,
+            max_rows,
+        })
+    }
+
     fn source(
         &self,
         name: &str,
@@ -415,19 +377,13 @@ impl Validator<'_> {
     ) -> Result<SourceSettings, ConfigError> {
         let timeout = raw.timeout.map(|d| d.0).unwrap_or(backend_timeout);
         if timeout < Duration::from_millis(100) {
-            return Err((self.invalid)(
-                &format!("sources.{name}.timeout"),
-                "must be at least 100ms".into(),
-            ));
+            return Err((self.invalid)(&format!("sources.{name}.timeout"), "must be at least 100ms".into()));
         }
         Ok(SourceSettings {
             enabled: raw.enabled.unwrap_or(true),
             timeout,
             min_interval: raw.min_interval.map(|d| d.0).unwrap_or(Duration::ZERO),
-            serve_stale_for: raw
-                .serve_stale_for
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(3600)),
+            serve_stale_for: raw.serve_stale_for.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
         })
     }
 }
@@ -451,8 +407,7 @@ fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
         let hit = lines.iter().enumerate().skip(start).find(|(_, line)| {
             let trimmed = line.trim_start();
             let indent = line.len() - trimmed.len();
-            indent >= min_indent
-                && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{segment}\":")))
+            indent >= min_indent && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{segment}\":")))
         })?;
         line_no = hit.0;
         min_indent = hit.1.len() - hit.1.trim_start().len() + 1;

@@ -20,9 +20,35 @@ pub struct RawConfig {
     /// Expectations about `polo.aws_accounts`.
     #[serde(default)]
     pub accounts: RawAccounts,
+    /// What the `clickhouse_system` source reads from ClickHouse's system tables.
+    #[serde(default)]
+    pub clickhouse_system: RawClickHouseSystem,
     /// Per-source framework settings (enable, timeout, cache, stale serving).
     #[serde(default)]
     pub sources: RawSources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClickHouseSystem {
+    /// Databases whose tables are reported (parts, replicas, mutations); default `[polo]`.
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
+    /// Read query latency and failures from `system.query_log`; default true.
+    #[serde(default)]
+    pub query_log: Option<bool>,
+    /// Count a query once it finished at least this long ago (above the log's flush interval); default 15s.
+    #[serde(default)]
+    pub query_log_delay: Option<PromDuration>,
+    /// After an outage, read at most this much missed query log; default 10m.
+    #[serde(default)]
+    pub query_log_max_catchup: Option<PromDuration>,
+    /// Upper bounds (seconds) of the latency histogram buckets; default 5ms .. 300s.
+    #[serde(default)]
+    pub query_duration_buckets: Option<Vec<f64>>,
+    /// LIMIT on every system-table query; default 10000.
+    #[serde(default)]
+    pub max_rows: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +74,9 @@ pub struct RawClickHouse {
     /// Upper bound for one source's queries (also sent as `max_execution_time`); default 10s.
     #[serde(default)]
     pub timeout: Option<PromDuration>,
+    /// Cluster name: system tables are read from every replica through `clusterAllReplicas`.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +130,8 @@ pub struct RawSources {
     pub collector_runs: RawSourceSettings,
     #[serde(default)]
     pub accounts: RawSourceSettings,
+    #[serde(default)]
+    pub clickhouse_system: RawSourceSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]

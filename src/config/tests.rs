@@ -1,15 +1,11 @@
 use super::*;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
-    Config::from_yaml(text, Path::new("test.yml"), &|name| {
-        (name == "CH_PW").then(|| "s3cret".to_string())
-    })
+    Config::from_yaml(text, Path::new("test.yml"), &|name| (name == "CH_PW").then(|| "s3cret".to_string()))
 }
 
 fn err(text: &str) -> String {
-    load(text)
-        .expect_err("config should be rejected")
-        .to_string()
+    load(text).expect_err("config should be rejected").to_string()
 }
 
 #[test]
@@ -19,18 +15,9 @@ fn minimal_config_gets_defaults() {
     assert_eq!(cfg.clickhouse.user, "default");
     assert_eq!(cfg.clickhouse.timeout, Duration::from_secs(10));
     assert_eq!(cfg.collectors.staleness_factor, 2.0);
-    assert_eq!(
-        cfg.collectors.expected_interval("anything"),
-        Duration::from_secs(3600)
-    );
-    assert_eq!(
-        cfg.sources.accounts.serve_stale_for,
-        Duration::from_secs(3600)
-    );
-    assert_eq!(
-        cfg.accounts.known_statuses,
-        DEFAULT_KNOWN_STATUSES.map(String::from).to_vec()
-    );
+    assert_eq!(cfg.collectors.expected_interval("anything"), Duration::from_secs(3600));
+    assert_eq!(cfg.sources.accounts.serve_stale_for, Duration::from_secs(3600));
+    assert_eq!(cfg.accounts.known_statuses, DEFAULT_KNOWN_STATUSES.map(String::from).to_vec());
 }
 
 #[test]
@@ -43,20 +30,14 @@ fn unknown_key_names_key_and_line() {
 #[test]
 fn wrong_type_names_key_and_line() {
     let e = err("clickhouse:\n  url: http://x:8123\ncollectors:\n  staleness_factor: [1]\n");
-    assert!(
-        e.starts_with("test.yml:4: key `collectors.staleness_factor`"),
-        "{e}"
-    );
+    assert!(e.starts_with("test.yml:4: key `collectors.staleness_factor`"), "{e}");
     assert!(e.contains("invalid type"), "{e}");
 }
 
 #[test]
 fn bad_duration_names_key_and_line() {
     let e = err("clickhouse:\n  url: http://x:8123\ncollectors:\n  expected_intervals:\n    config_ec2: 15 minutes\n");
-    assert!(
-        e.starts_with("test.yml:5: key `collectors.expected_intervals.config_ec2`"),
-        "{e}"
-    );
+    assert!(e.starts_with("test.yml:5: key `collectors.expected_intervals.config_ec2`"), "{e}");
     assert!(e.contains("invalid duration"), "{e}");
 }
 
@@ -64,15 +45,9 @@ fn bad_duration_names_key_and_line() {
 fn semantic_errors_name_key_and_line() {
     let e = err("clickhouse:\n  url: http://user:pw@x:8123\n");
     assert!(e.starts_with("test.yml:2: key `clickhouse.url`"), "{e}");
-    assert!(
-        !e.contains("pw@"),
-        "the URL's credentials must not be echoed: {e}"
-    );
+    assert!(!e.contains("pw@"), "the URL's credentials must not be echoed: {e}");
     let e = err("clickhouse:\n  url: http://x:8123\ncollectors:\n  staleness_factor: 0.5\n");
-    assert!(
-        e.starts_with("test.yml:4: key `collectors.staleness_factor`"),
-        "{e}"
-    );
+    assert!(e.starts_with("test.yml:4: key `collectors.staleness_factor`"), "{e}");
     let e = err("clickhouse:\n  url: http://x\n  database: \"polo; DROP\"\n");
     assert!(e.contains("clickhouse.database"), "{e}");
 }

@@ -23,11 +23,7 @@ pub struct Scrape {
 
 impl Exporter {
     pub fn new(runners: Vec<Arc<SourceRunner>>) -> Self {
-        Self {
-            runners,
-            version: env!("CARGO_PKG_VERSION"),
-            revision: env!("POLO_EXPORTER_REVISION"),
-        }
+        Self { runners, version: env!("CARGO_PKG_VERSION"), revision: env!("POLO_EXPORTER_REVISION") }
     }
 
     pub fn source_names(&self) -> Vec<&'static str> {
@@ -37,11 +33,7 @@ impl Exporter {
     /// Runs (or joins) every source concurrently; returns by `deadline` whatever happens.
     pub async fn scrape(&self, deadline: Instant) -> Scrape {
         let views = join_all(self.runners.iter().map(|runner| runner.observe(deadline))).await;
-        Scrape {
-            views,
-            version: self.version,
-            revision: self.revision,
-        }
+        Scrape { views, version: self.version, revision: self.revision }
     }
 }
 
@@ -78,13 +70,8 @@ impl Scrape {
                 last_success.push(source(), t);
             }
             for (kind, count) in &view.errors {
-                errors.push(
-                    vec![
-                        ("source", view.name.to_string()),
-                        ("kind", kind.as_str().to_string()),
-                    ],
-                    *count as f64,
-                );
+                errors
+                    .push(vec![("source", view.name.to_string()), ("kind", kind.as_str().to_string())], *count as f64);
             }
             if view.backend == Backend::ClickHouse {
                 read_rows.push(source(), view.read_rows as f64);
@@ -94,13 +81,7 @@ impl Scrape {
             "polo_exporter_build_info",
             "Always 1; labels give the exporter's version and source revision.",
         )
-        .with(
-            vec![
-                ("version", self.version.to_string()),
-                ("revision", self.revision.to_string()),
-            ],
-            1.0,
-        );
+        .with(vec![("version", self.version.to_string()), ("revision", self.revision.to_string())], 1.0);
         let mut families = vec![up, duration, last_success, errors, read_rows, build_info];
         for view in &self.views {
             if let Some(output) = &view.output {

@@ -29,14 +29,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
-        Self::Timeout,
-        Self::Connect,
-        Self::Auth,
-        Self::Query,
-        Self::Decode,
-        Self::Limit,
-    ];
+    pub const ALL: [ErrorKind; 6] = [Self::Timeout, Self::Connect, Self::Auth, Self::Query, Self::Decode, Self::Limit];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,11 +55,7 @@ pub struct SourceError {
 
 impl SourceError {
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        Self {
-            kind,
-            context: context.into(),
-            cause: None,
-        }
+        Self { kind, context: context.into(), cause: None }
     }
 
     pub fn with_cause(
@@ -74,11 +63,7 @@ impl SourceError {
         context: impl Into<String>,
         cause: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            kind,
-            context: context.into(),
-            cause: Some(Box::new(cause)),
-        }
+        Self { kind, context: context.into(), cause: Some(Box::new(cause)) }
     }
 
     /// The error and its causes on one line, for logs.

@@ -56,10 +56,7 @@ impl SourceRunner {
             source,
             settings,
             ctx: SourceContext::default(),
-            state: Mutex::new(State {
-                errors,
-                ..State::default()
-            }),
+            state: Mutex::new(State { errors, ..State::default() }),
         })
     }
 
@@ -74,10 +71,7 @@ impl SourceRunner {
             let mut state = self.state.lock().expect("runner state poisoned");
             let cached = self.settings.min_interval > Duration::ZERO
                 && state.last_ok == Some(true)
-                && state
-                    .last_good
-                    .as_ref()
-                    .is_some_and(|g| g.at.elapsed() < self.settings.min_interval);
+                && state.last_good.as_ref().is_some_and(|g| g.at.elapsed() < self.settings.min_interval);
             if cached {
                 None
             } else {
@@ -85,8 +79,8 @@ impl SourceRunner {
                     Some(run) => run.clone(),
                     None => {
                         // Ends a little before the scrape gives up, so the scrape reports the outcome.
-                        let deadline = (scrape_deadline - RUN_DEADLINE_MARGIN)
-                            .min(Instant::now() + self.settings.timeout);
+                        let deadline =
+                            (scrape_deadline - RUN_DEADLINE_MARGIN).min(Instant::now() + self.settings.timeout);
                         let me = Arc::clone(self);
                         let run = async move { me.run_once(deadline).await }.boxed().shared();
                         state.in_flight = Some(run.clone());
@@ -109,10 +103,7 @@ impl SourceRunner {
             Ok(result) => result,
             Err(_) => Err(SourceError::new(
                 ErrorKind::Timeout,
-                format!(
-                    "source did not finish within {:.3}s",
-                    (deadline - started).as_secs_f64()
-                ),
+                format!("source did not finish within {:.3}s", (deadline - started).as_secs_f64()),
             )),
         };
         let elapsed = started.elapsed();
@@ -122,16 +113,8 @@ impl SourceRunner {
         match result {
             Ok(output) => {
                 state.last_ok = Some(true);
-                state.last_good = Some(Good {
-                    output: Arc::new(output),
-                    at: Instant::now(),
-                    at_unix: unix_now(),
-                });
-                tracing::debug!(
-                    source = self.name(),
-                    duration_seconds = elapsed.as_secs_f64(),
-                    "source collected"
-                );
+                state.last_good = Some(Good { output: Arc::new(output), at: Instant::now(), at_unix: unix_now() });
+                tracing::debug!(source = self.name(), duration_seconds = elapsed.as_secs_f64(), "source collected");
             }
             Err(err) => {
                 state.last_ok = Some(false);
@@ -151,8 +134,7 @@ impl SourceRunner {
         let state = self.state.lock().expect("runner state poisoned");
         let up = state.last_ok == Some(true);
         let output = state.last_good.as_ref().and_then(|good| {
-            (up || good.at.elapsed() <= self.settings.serve_stale_for)
-                .then(|| Arc::clone(&good.output))
+            (up || good.at.elapsed() <= self.settings.serve_stale_for).then(|| Arc::clone(&good.output))
         });
         SourceView {
             name: self.source.name(),
@@ -168,10 +150,7 @@ impl SourceRunner {
 }
 
 pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -53,14 +53,8 @@ impl Source for Accounts {
             "SELECT aws_account_id, account_name, toString(polo_status) AS polo_status FROM {} FINAL LIMIT ?",
             self.ch.table("aws_accounts")
         );
-        let rows: Vec<AccountRow> = self
-            .ch
-            .fetch_all(
-                ctx,
-                "aws_accounts",
-                self.ch.query(&sql).bind(MAX_ACCOUNTS + 1),
-            )
-            .await?;
+        let rows: Vec<AccountRow> =
+            self.ch.fetch_all(ctx, "aws_accounts", self.ch.query(&sql).bind(MAX_ACCOUNTS + 1)).await?;
         if rows.len() as u64 > MAX_ACCOUNTS {
             return Err(SourceError::new(
                 ErrorKind::Limit,
@@ -75,11 +69,7 @@ impl Source for Accounts {
 /// Maps account rows (and, once known, the per-account last scans) into families and the
 /// status section. Without scans (collector_runs not loaded yet) the last-scan family is left
 /// out rather than reported as 0, which would read as "never scanned".
-pub fn map(
-    rows: &[AccountRow],
-    known_statuses: &[String],
-    scans: Option<&HashMap<String, i64>>,
-) -> SourceOutput {
+pub fn map(rows: &[AccountRow], known_statuses: &[String], scans: Option<&HashMap<String, i64>>) -> SourceOutput {
     let mut counts: BTreeMap<String, u64> = known_statuses.iter().map(|s| (s.clone(), 0)).collect();
     let mut info = MetricFamily::gauge(
         "polo_account_info",
@@ -120,10 +110,7 @@ pub fn map(
         families.push(last_scan);
     }
     let status = serde_json::to_value(&counts).expect("a map of counts serializes");
-    SourceOutput {
-        families,
-        status: vec![("accounts", status)],
-    }
+    SourceOutput { families, status: vec![("accounts", status)] }
 }
 
 #[cfg(test)]
@@ -131,25 +118,13 @@ mod tests {
     use super::*;
 
     fn row(id: &str, name: &str, status: &str) -> AccountRow {
-        AccountRow {
-            aws_account_id: id.into(),
-            account_name: name.into(),
-            polo_status: status.into(),
-        }
+        AccountRow { aws_account_id: id.into(), account_name: name.into(), polo_status: status.into() }
     }
 
     #[test]
     fn counts_every_known_status_and_unknown_ones() {
-        let known = vec![
-            "active".to_string(),
-            "no_access".to_string(),
-            "pending_setup".to_string(),
-        ];
-        let rows = [
-            row("1", "a", "active"),
-            row("2", "b", "active"),
-            row("3", "c", "weird"),
-        ];
+        let known = vec!["active".to_string(), "no_access".to_string(), "pending_setup".to_string()];
+        let rows = [row("1", "a", "active"), row("2", "b", "active"), row("3", "c", "weird")];
         let out = map(&rows, &known, None);
         let counts: Vec<(String, f64)> = out.families[0]
             .samples
@@ -173,33 +148,18 @@ mod tests {
                 ("weird".into(), 1.0)
             ]
         );
-        assert_eq!(
-            out.families.len(),
-            2,
-            "no last-scan family before collector_runs has loaded"
-        );
+        assert_eq!(out.families.len(), 2, "no last-scan family before collector_runs has loaded");
         assert_eq!(out.status[0].1["no_access"], 0);
     }
 
     #[test]
     fn last_scan_is_zero_for_accounts_without_success() {
         let scans = HashMap::from([("1".to_string(), 5_000i64)]);
-        let out = map(
-            &[row("1", "a", "active"), row("2", "b", "active")],
-            &["active".into()],
-            Some(&scans),
-        );
-        let values: Vec<_> = out.families[2]
-            .samples
-            .iter()
-            .map(|s| (s.labels[0].1.clone(), s.value.clone()))
-            .collect();
+        let out = map(&[row("1", "a", "active"), row("2", "b", "active")], &["active".into()], Some(&scans));
+        let values: Vec<_> = out.families[2].samples.iter().map(|s| (s.labels[0].1.clone(), s.value.clone())).collect();
         assert_eq!(
             values,
-            vec![
-                ("1".into(), crate::metrics::Value::Gauge(5.0)),
-                ("2".into(), crate::metrics::Value::Gauge(0.0))
-            ]
+            vec![("1".into(), crate::metrics::Value::Gauge(5.0)), ("2".into(), crate::metrics::Value::Gauge(0.0))]
         );
     }
 }

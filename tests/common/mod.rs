@@ -13,11 +13,7 @@ pub fn root() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The project's Python with chdb, prepared by scripts/lib/python-env (installs if needed).
@@ -41,20 +37,18 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.1 request with `Connection: close`; enough for tests, no client library involved.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -66,30 +60,12 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap_or("")
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
+    let status = lines.next().unwrap_or("").split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    Response { status, headers, body }
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -119,8 +95,7 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn answers(port: u16, path: &str) -> bool {
-    TcpStream::connect(("127.0.0.1", port)).is_ok()
-        && http(port, "GET", path, &[], "").status == 200
+    TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", path, &[], "").status == 200
 }
 
 /// The dev ClickHouse (real ClickHouse engine through chdb), stopped on drop.
@@ -137,6 +112,11 @@ impl DevClickHouse {
 
     pub fn start_with(password: Option<&str>) -> Self {
         Self::launch(password, &["--seed", "empty"])
+    }
+
+    /// With extra server arguments (e.g. `--no-query-log`).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::launch(None, args)
     }
 
     /// With the demo data set, frozen (no new runs inserted while the test runs).
@@ -159,19 +139,9 @@ impl DevClickHouse {
             cmd.arg("--password-file").arg(file);
         }
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = cmd
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dev clickhouse");
-        let server = Self {
-            port,
-            child,
-            _dir: dir,
-        };
-        wait_until("dev clickhouse", Duration::from_secs(90), || {
-            answers(port, "/ping")
-        });
+        let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start dev clickhouse");
+        let server = Self { port, child, _dir: dir };
+        wait_until("dev clickhouse", Duration::from_secs(90), || answers(port, "/ping"));
         server
     }
 
@@ -181,16 +151,8 @@ impl DevClickHouse {
 
     /// Runs SQL as the test (not through the exporter); panics on a ClickHouse error.
     pub fn exec_as(&self, password: &str, sql: &str) -> String {
-        let resp = http(
-            self.port,
-            "POST",
-            "/",
-            &[
-                ("X-ClickHouse-User", "default"),
-                ("X-ClickHouse-Key", password),
-            ],
-            sql,
-        );
+        let resp =
+            http(self.port, "POST", "/", &[("X-ClickHouse-User", "default"), ("X-ClickHouse-Key", password)], sql);
         assert_eq!(resp.status, 200, "query failed: {sql}\n{}", resp.body);
         resp.body
     }
@@ -241,21 +203,14 @@ impl Exporter {
         let child = Command::new(env!("CARGO_BIN_EXE_polo-exporter"))
             .arg("--config.file")
             .arg(&config)
-            .args([
-                "--web.listen-address",
-                &format!("127.0.0.1:{port}"),
-                "--log.level",
-                "debug",
-            ])
+            .args(["--web.listen-address", &format!("127.0.0.1:{port}"), "--log.level", "debug"])
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start exporter");
         let exporter = Self { port, child, dir };
-        wait_until("exporter", Duration::from_secs(20), || {
-            answers(port, "/healthz")
-        });
+        wait_until("exporter", Duration::from_secs(20), || answers(port, "/healthz"));
         exporter
     }
 
@@ -305,11 +260,8 @@ impl Metrics {
                 Some(i) if i < line.find(' ').unwrap_or(usize::MAX) => (&line[..i], &line[i..]),
                 _ => line.split_at(line.find(' ').unwrap()),
             };
-            let (labels, value) = if rest.starts_with('{') {
-                parse_labels(rest)
-            } else {
-                (BTreeMap::new(), rest.trim())
-            };
+            let (labels, value) =
+                if rest.starts_with('{') { parse_labels(rest) } else { (BTreeMap::new(), rest.trim()) };
             let value: f64 = match value.split_whitespace().next().unwrap() {
                 "+Inf" => f64::INFINITY,
                 "-Inf" => f64::NEG_INFINITY,
@@ -322,30 +274,17 @@ impl Metrics {
     }
 
     /// All samples of `name` whose labels include `labels`.
-    pub fn find(
-        &self,
-        name: &str,
-        labels: &[(&str, &str)],
-    ) -> Vec<&(String, BTreeMap<String, String>, f64)> {
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&(String, BTreeMap<String, String>, f64)> {
         self.0
             .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
             .collect()
     }
 
     /// The single sample of `name` with exactly these distinguishing labels.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let found = self.find(name, labels);
-        assert!(
-            found.len() <= 1,
-            "{name}{labels:?} matches {} samples",
-            found.len()
-        );
+        assert!(found.len() <= 1, "{name}{labels:?} matches {} samples", found.len());
         found.first().map(|s| s.2)
     }
 

@@ -43,20 +43,14 @@ fn settings(timeout_ms: u64, min_interval_ms: u64, stale_ms: u64) -> SourceSetti
 }
 
 fn scripted(sleep_ms: u64, fail_from_call: u32) -> Arc<Scripted> {
-    Arc::new(Scripted {
-        calls: AtomicU32::new(0),
-        sleep: Duration::from_millis(sleep_ms),
-        fail_from_call,
-    })
+    Arc::new(Scripted { calls: AtomicU32::new(0), sleep: Duration::from_millis(sleep_ms), fail_from_call })
 }
 
 fn served_value(view: &SourceView) -> Option<f64> {
-    view.output
-        .as_ref()
-        .map(|o| match o.families[0].samples[0].value {
-            crate::metrics::Value::Gauge(v) => v,
-            _ => unreachable!(),
-        })
+    view.output.as_ref().map(|o| match o.families[0].samples[0].value {
+        crate::metrics::Value::Gauge(v) => v,
+        _ => unreachable!(),
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -75,17 +69,9 @@ async fn slow_source_times_out_at_the_scrape_deadline() {
     let runner = SourceRunner::new(source, settings(30_000, 0, 60_000));
     let start = Instant::now();
     let view = runner.observe(start + Duration::from_secs(2)).await;
-    assert!(
-        start.elapsed() <= Duration::from_millis(2_001),
-        "scrape waited {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() <= Duration::from_millis(2_001), "scrape waited {:?}", start.elapsed());
     assert!(!view.up && view.output.is_none());
-    assert_eq!(
-        view.errors[&ErrorKind::Timeout],
-        1,
-        "the scrape that timed out reports it"
-    );
+    assert_eq!(view.errors[&ErrorKind::Timeout], 1, "the scrape that timed out reports it");
 }
 
 #[tokio::test(start_paused = true)]
@@ -97,22 +83,12 @@ async fn failed_source_serves_last_good_result_for_a_bounded_time() {
     assert!(ok.up);
     let failed = runner.observe(far()).await;
     assert!(!failed.up, "second call fails");
-    assert_eq!(
-        served_value(&failed),
-        Some(1.0),
-        "last good result still served"
-    );
+    assert_eq!(served_value(&failed), Some(1.0), "last good result still served");
     assert_eq!(failed.errors[&ErrorKind::Query], 1);
-    assert_eq!(
-        failed.last_success_unix, ok.last_success_unix,
-        "as-of time stays at the last success"
-    );
+    assert_eq!(failed.last_success_unix, ok.last_success_unix, "as-of time stays at the last success");
     tokio::time::advance(Duration::from_secs(6)).await;
     let expired = runner.observe(far()).await;
-    assert!(
-        !expired.up && expired.output.is_none(),
-        "dropped after serve_stale_for"
-    );
+    assert!(!expired.up && expired.output.is_none(), "dropped after serve_stale_for");
 }
 
 #[tokio::test(start_paused = true)]

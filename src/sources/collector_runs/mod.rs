@@ -34,11 +34,7 @@ pub struct CollectorRuns {
 impl CollectorRuns {
     pub fn new(cfg: &Config, account_scans: AccountScans) -> Self {
         Self {
-            ch: ClickHouse::new(
-                &cfg.clickhouse,
-                "collector_runs",
-                cfg.sources.collector_runs.timeout,
-            ),
+            ch: ClickHouse::new(&cfg.clickhouse, "collector_runs", cfg.sources.collector_runs.timeout),
             cfg: cfg.collectors.clone(),
             state: Mutex::new(None),
             started_ms: now_ms(),
@@ -73,20 +69,12 @@ impl CollectorRuns {
         );
         let rows: Vec<SettledRow> = self
             .ch
-            .fetch_all(
-                ctx,
-                "collector_runs (initial aggregate)",
-                self.ch.query(&sql).bind(cutoff_ms).bind(cutoff_ms),
-            )
+            .fetch_all(ctx, "collector_runs (initial aggregate)", self.ch.query(&sql).bind(cutoff_ms).bind(cutoff_ms))
             .await?;
         Ok(rows.into_iter().map(SettledRow::into_entry).collect())
     }
 
-    async fn load_window(
-        &self,
-        ctx: &SourceContext,
-        since_ms: i64,
-    ) -> Result<Vec<Run>, SourceError> {
+    async fn load_window(&self, ctx: &SourceContext, since_ms: i64) -> Result<Vec<Run>, SourceError> {
         let sql = format!(
             "SELECT toString(run_id) AS run_id, collector, aws_account_id, aws_region,
                 toUnixTimestamp64Milli(started_at) AS started_ms,
@@ -99,11 +87,7 @@ impl CollectorRuns {
         let limit = self.cfg.max_window_rows;
         let rows: Vec<WindowRow> = self
             .ch
-            .fetch_all(
-                ctx,
-                "collector_runs (window)",
-                self.ch.query(&sql).bind(since_ms).bind(limit + 1),
-            )
+            .fetch_all(ctx, "collector_runs (window)", self.ch.query(&sql).bind(since_ms).bind(limit + 1))
             .await?;
         if rows.len() as u64 > limit {
             return Err(SourceError::new(
@@ -139,12 +123,8 @@ impl Source for CollectorRuns {
         let window = self.load_window(ctx, state.settled_until_ms).await?;
         let view = state.ingest(window, cutoff);
         let mapped = model::map(&view, state.runs_total(), &self.cfg, now);
-        *self.account_scans.write().expect("account scans poisoned") =
-            Some(mapped.account_last_scan_ms);
-        Ok(SourceOutput {
-            families: mapped.families,
-            status: vec![("collectors", mapped.collectors_status)],
-        })
+        *self.account_scans.write().expect("account scans poisoned") = Some(mapped.account_last_scan_ms);
+        Ok(SourceOutput { families: mapped.families, status: vec![("collectors", mapped.collectors_status)] })
     }
 }
 
@@ -215,8 +195,5 @@ impl WindowRow {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -32,11 +32,7 @@ pub struct Run {
 
 impl Run {
     fn key(&self) -> Key {
-        (
-            self.collector.clone(),
-            self.aws_account_id.clone(),
-            self.aws_region.clone(),
-        )
+        (self.collector.clone(), self.aws_account_id.clone(), self.aws_region.clone())
     }
 }
 
@@ -64,11 +60,7 @@ impl KeyState {
             last_events: run.events,
             last_rows: run.rows,
             last_error: run.error.clone(),
-            last_success_ms: if run.status == "succeeded" {
-                run.completed_ms
-            } else {
-                0
-            },
+            last_success_ms: if run.status == "succeeded" { run.completed_ms } else { 0 },
             consecutive_failures: u64::from(run.status == "failed"),
         }
     }
@@ -82,11 +74,7 @@ impl KeyState {
         if run.completed_ms < self.last_completed_ms {
             return;
         }
-        self.consecutive_failures = if run.status == "failed" {
-            self.consecutive_failures + 1
-        } else {
-            0
-        };
+        self.consecutive_failures = if run.status == "failed" { self.consecutive_failures + 1 } else { 0 };
         self.last_completed_ms = run.completed_ms;
         self.last_status = run.status.clone();
         self.last_duration_ms = run.duration_ms;
@@ -112,44 +100,23 @@ pub struct RunsState {
 
 impl RunsState {
     /// Starts from the aggregate of every run that started before `settled_until_ms`.
-    pub fn from_settled(
-        settled: HashMap<Key, KeyState>,
-        settled_until_ms: i64,
-        counting_since_ms: i64,
-    ) -> Self {
-        Self {
-            settled,
-            settled_until_ms,
-            counting_since_ms,
-            ..Self::default()
-        }
+    pub fn from_settled(settled: HashMap<Key, KeyState>, settled_until_ms: i64, counting_since_ms: i64) -> Self {
+        Self { settled, settled_until_ms, counting_since_ms, ..Self::default() }
     }
 
     /// Ingests the runs with started_at >= `settled_until_ms` and returns the current per-key view.
     /// Runs that started before `new_cutoff_ms` are settled for good.
     pub fn ingest(&mut self, mut window: Vec<Run>, new_cutoff_ms: i64) -> HashMap<Key, KeyState> {
         for run in &window {
-            if self
-                .seen
-                .insert(run.run_id.clone(), run.started_ms)
-                .is_none()
+            if self.seen.insert(run.run_id.clone(), run.started_ms).is_none()
                 && run.completed_ms >= self.counting_since_ms
             {
-                *self
-                    .runs_total
-                    .entry((run.collector.clone(), run.status.clone()))
-                    .or_default() += 1;
+                *self.runs_total.entry((run.collector.clone(), run.status.clone())).or_default() += 1;
             }
         }
-        window.sort_by(|a, b| {
-            a.completed_ms
-                .cmp(&b.completed_ms)
-                .then_with(|| a.run_id.cmp(&b.run_id))
-        });
+        window.sort_by(|a, b| a.completed_ms.cmp(&b.completed_ms).then_with(|| a.run_id.cmp(&b.run_id)));
         let new_cutoff_ms = new_cutoff_ms.max(self.settled_until_ms);
-        let (settling, open): (Vec<Run>, Vec<Run>) = window
-            .into_iter()
-            .partition(|r| r.started_ms < new_cutoff_ms);
+        let (settling, open): (Vec<Run>, Vec<Run>) = window.into_iter().partition(|r| r.started_ms < new_cutoff_ms);
         fold(&mut self.settled, &settling);
         self.settled_until_ms = new_cutoff_ms;
         self.seen.retain(|_, started| *started >= new_cutoff_ms);
@@ -160,8 +127,7 @@ impl RunsState {
 
     /// Forgets keys whose latest run completed before `oldest_ms`, as the table's TTL does.
     pub fn forget_before(&mut self, oldest_ms: i64) {
-        self.settled
-            .retain(|_, state| state.last_completed_ms >= oldest_ms);
+        self.settled.retain(|_, state| state.last_completed_ms >= oldest_ms);
     }
 
     pub fn runs_total(&self) -> &BTreeMap<(String, String), u64> {
@@ -182,10 +148,7 @@ fn fold(states: &mut HashMap<Key, KeyState>, runs: &[Run]) {
 
 /// Makes an error text fit a label: one line, control characters as spaces, bounded length.
 pub fn single_line(text: &str, max_chars: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let collapsed = flat.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapsed.chars().count() <= max_chars {
         return collapsed;
@@ -212,11 +175,7 @@ pub fn map(
     let mut keys: Vec<(&Key, &KeyState)> = view.iter().collect();
     keys.sort_by(|a, b| a.0.cmp(b.0));
     let key_labels = |k: &Key| -> Labels {
-        vec![
-            ("collector", k.0.clone()),
-            ("aws_account_id", k.1.clone()),
-            ("aws_region", k.2.clone()),
-        ]
+        vec![("collector", k.0.clone()), ("aws_account_id", k.1.clone()), ("aws_region", k.2.clone())]
     };
     let mut last_run = MetricFamily::gauge(
         "polo_collector_last_run_timestamp_seconds",
@@ -231,19 +190,14 @@ pub fn map(
         "polo_collector_consecutive_failures",
         "How many of the latest runs in a row have status failed.",
     );
-    let mut duration = MetricFamily::gauge(
-        "polo_collector_last_run_duration_seconds",
-        "duration_ms of the latest run, in seconds.",
+    let mut duration =
+        MetricFamily::gauge("polo_collector_last_run_duration_seconds", "duration_ms of the latest run, in seconds.");
+    let mut events = MetricFamily::gauge("polo_collector_last_run_events", "events_produced by the latest run.");
+    let mut rows = MetricFamily::gauge("polo_collector_last_run_rows_inserted", "rows_inserted by the latest run.");
+    let mut error = MetricFamily::gauge(
+        "polo_collector_last_error_info",
+        "1 while the latest run did not succeed; the error label holds its error text, single-line and shortened.",
     );
-    let mut events = MetricFamily::gauge(
-        "polo_collector_last_run_events",
-        "events_produced by the latest run.",
-    );
-    let mut rows = MetricFamily::gauge(
-        "polo_collector_last_run_rows_inserted",
-        "rows_inserted by the latest run.",
-    );
-    let mut error = MetricFamily::gauge("polo_collector_last_error_info", "1 while the latest run did not succeed; the error label holds its error text, single-line and shortened.");
     let mut account_last_scan_ms: HashMap<String, i64> = HashMap::new();
     let mut per_collector: BTreeMap<String, CollectorSummary> = BTreeMap::new();
 
@@ -267,10 +221,7 @@ pub fn map(
         rows.push(labels.clone(), f64::from(state.last_rows));
         if state.last_status != "succeeded" {
             let mut l = labels;
-            l.push((
-                "error",
-                single_line(&state.last_error, ERROR_LABEL_MAX_CHARS),
-            ));
+            l.push(("error", single_line(&state.last_error, ERROR_LABEL_MAX_CHARS)));
             error.push(l, 1.0);
         }
         let scan = account_last_scan_ms.entry(key.1.clone()).or_insert(0);
@@ -292,45 +243,30 @@ pub fn map(
         "Configured expected interval between runs of the collector.",
     );
     let mut factor = MetricFamily::gauge("polo_collector_staleness_factor", "A collector is stale after this many expected intervals without a success (config collectors.staleness_factor).");
-    let mut total = MetricFamily::counter(
-        "polo_collector_runs",
-        "Runs completed since the exporter started, by status.",
-    );
+    let mut total =
+        MetricFamily::counter("polo_collector_runs", "Runs completed since the exporter started, by status.");
     for collector in &collectors {
         let c = || vec![("collector", collector.clone())];
         expected.push(c(), cfg.expected_interval(collector).as_secs_f64());
         factor.push(c(), cfg.staleness_factor);
         let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
-        statuses.extend(
-            runs_total
-                .keys()
-                .filter(|(c, _)| c == collector)
-                .map(|(_, s)| s.as_str()),
-        );
+        statuses.extend(runs_total.keys().filter(|(c, _)| c == collector).map(|(_, s)| s.as_str()));
         for s in statuses {
-            let n = runs_total
-                .get(&(collector.clone(), s.to_string()))
-                .copied()
-                .unwrap_or(0);
-            total.push(
-                vec![("collector", collector.clone()), ("status", s.to_string())],
-                n as f64,
-            );
+            let n = runs_total.get(&(collector.clone(), s.to_string())).copied().unwrap_or(0);
+            total.push(vec![("collector", collector.clone()), ("status", s.to_string())], n as f64);
         }
     }
 
-    let mut ready = MetricFamily::gauge("polo_collector_dependencies_ready", "1 if every collector this one depends on has a succeeded run within the configured window, else 0.");
+    let mut ready = MetricFamily::gauge(
+        "polo_collector_dependencies_ready",
+        "1 if every collector this one depends on has a succeeded run within the configured window, else 0.",
+    );
     for (collector, dep) in &cfg.dependencies {
         let since = now_ms - dep.within.as_millis() as i64;
         let ok = dep.requires.iter().all(|required| {
-            per_collector
-                .get(required)
-                .is_some_and(|s| s.last_success_ms >= since && s.last_success_ms > 0)
+            per_collector.get(required).is_some_and(|s| s.last_success_ms >= since && s.last_success_ms > 0)
         });
-        ready.push(
-            vec![("collector", collector.clone())],
-            f64::from(u8::from(ok)),
-        );
+        ready.push(vec![("collector", collector.clone())], f64::from(u8::from(ok)));
     }
 
     let collectors_status = serde_json::Value::Array(

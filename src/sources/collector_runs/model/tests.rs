@@ -17,11 +17,7 @@ fn run(id: &str, collector: &str, started_s: i64, completed_s: i64, status: &str
         duration_ms: ((completed_s - started_s) * 1000) as u32,
         events: 5,
         rows: 7,
-        error: if status == "succeeded" {
-            String::new()
-        } else {
-            format!("err {id}")
-        },
+        error: if status == "succeeded" { String::new() } else { format!("err {id}") },
     }
 }
 
@@ -36,10 +32,7 @@ fn cfg() -> CollectorsConfig {
         expected_intervals: BTreeMap::new(),
         dependencies: BTreeMap::from([(
             "hb".to_string(),
-            Dependency {
-                requires: vec!["a".into(), "b".into()],
-                within: Duration::from_secs(1200),
-            },
+            Dependency { requires: vec!["a".into(), "b".into()], within: Duration::from_secs(1200) },
         )]),
         late_arrival_window: Duration::from_secs(3600),
         forget_after: Duration::from_secs(90 * 86_400),
@@ -69,14 +62,8 @@ fn folds_runs_in_completion_order() {
 #[test]
 fn partial_breaks_a_failure_streak_and_unknown_status_is_kept() {
     let mut state = RunsState::from_settled(HashMap::new(), 0, 0);
-    let view = state.ingest(
-        vec![
-            run("1", "a", 1, 2, "failed"),
-            run("2", "a", 3, 4, "partial"),
-            run("3", "a", 5, 6, "failed"),
-        ],
-        0,
-    );
+    let view = state
+        .ingest(vec![run("1", "a", 1, 2, "failed"), run("2", "a", 3, 4, "partial"), run("3", "a", 5, 6, "failed")], 0);
     assert_eq!(view[&key("a")].consecutive_failures, 1);
     let view = state.ingest(vec![run("4", "a", 7, 8, "weird")], 0);
     assert_eq!(view[&key("a")].last_status, "weird");
@@ -97,43 +84,19 @@ fn settling_keeps_results_identical_and_counts_each_run_once() {
     settling.ingest(runs.clone(), 250_000);
     assert_eq!(settling.settled_until_ms, 250_000);
     // The next window query returns only runs that started at/after the settle point.
-    let later: Vec<Run> = runs
-        .iter()
-        .filter(|r| r.started_ms >= 250_000)
-        .cloned()
-        .collect();
+    let later: Vec<Run> = runs.iter().filter(|r| r.started_ms >= 250_000).cloned().collect();
     let view = settling.ingest(later, 250_000);
     assert_eq!(view, expected);
-    assert_eq!(
-        settling.runs_total()[&("a".to_string(), "failed".to_string())],
-        2
-    );
-    assert_eq!(
-        settling.runs_total()[&("a".to_string(), "succeeded".to_string())],
-        1
-    );
+    assert_eq!(settling.runs_total()[&("a".to_string(), "failed".to_string())], 2);
+    assert_eq!(settling.runs_total()[&("a".to_string(), "succeeded".to_string())], 1);
 }
 
 #[test]
 fn runs_completed_before_start_are_not_counted() {
     let mut state = RunsState::from_settled(HashMap::new(), 0, 200_000);
-    state.ingest(
-        vec![
-            run("1", "a", 100, 110, "succeeded"),
-            run("2", "a", 200, 210, "failed"),
-        ],
-        0,
-    );
-    assert_eq!(
-        state
-            .runs_total()
-            .get(&("a".to_string(), "succeeded".to_string())),
-        None
-    );
-    assert_eq!(
-        state.runs_total()[&("a".to_string(), "failed".to_string())],
-        1
-    );
+    state.ingest(vec![run("1", "a", 100, 110, "succeeded"), run("2", "a", 200, 210, "failed")], 0);
+    assert_eq!(state.runs_total().get(&("a".to_string(), "succeeded".to_string())), None);
+    assert_eq!(state.runs_total()[&("a".to_string(), "failed".to_string())], 1);
 }
 
 #[test]
@@ -145,21 +108,13 @@ fn single_line_flattens_and_bounds_text() {
     assert!(cut.ends_with('…'));
 }
 
-fn sample<'a>(
-    families: &'a [MetricFamily],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a Value> {
+fn sample<'a>(families: &'a [MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<&'a Value> {
     families
         .iter()
         .find(|f| f.name == name)?
         .samples
         .iter()
-        .find(|s| {
-            labels
-                .iter()
-                .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-        })
+        .find(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v)))
         .map(|s| &s.value)
 }
 
@@ -179,96 +134,47 @@ fn maps_state_to_families_and_status() {
     let m = map(&view, state.runs_total(), &cfg(), now_s * 1000);
     let f = &m.families;
     assert_eq!(
-        sample(
-            f,
-            "polo_collector_last_run_status",
-            &[("collector", "b"), ("status", "failed")]
-        ),
+        sample(f, "polo_collector_last_run_status", &[("collector", "b"), ("status", "failed")]),
         Some(&Value::Gauge(1.0))
     );
     assert_eq!(
-        sample(
-            f,
-            "polo_collector_last_run_status",
-            &[("collector", "b"), ("status", "succeeded")]
-        ),
+        sample(f, "polo_collector_last_run_status", &[("collector", "b"), ("status", "succeeded")]),
         Some(&Value::Gauge(0.0))
     );
     assert_eq!(
-        sample(
-            f,
-            "polo_collector_last_run_status",
-            &[("collector", "c"), ("status", "mystery")]
-        ),
+        sample(f, "polo_collector_last_run_status", &[("collector", "c"), ("status", "mystery")]),
         Some(&Value::Gauge(1.0))
     );
     assert_eq!(
-        sample(
-            f,
-            "polo_collector_last_error_info",
-            &[("collector", "b"), ("error", "err 3")]
-        ),
+        sample(f, "polo_collector_last_error_info", &[("collector", "b"), ("error", "err 3")]),
         Some(&Value::Gauge(1.0))
     );
     assert!(sample(f, "polo_collector_last_error_info", &[("collector", "a")]).is_none());
     assert_eq!(
-        sample(
-            f,
-            "polo_collector_runs",
-            &[("collector", "b"), ("status", "partial")]
-        ),
+        sample(f, "polo_collector_runs", &[("collector", "b"), ("status", "partial")]),
         Some(&Value::Counter(0.0))
     );
     assert_eq!(
-        sample(
-            f,
-            "polo_collector_expected_interval_seconds",
-            &[("collector", "hb")]
-        ),
+        sample(f, "polo_collector_expected_interval_seconds", &[("collector", "hb")]),
         Some(&Value::Gauge(600.0))
     );
     // b's last success is 4990 s old: older than 2 × 600 s, so dependencies of hb are not ready.
-    assert_eq!(
-        sample(
-            f,
-            "polo_collector_dependencies_ready",
-            &[("collector", "hb")]
-        ),
-        Some(&Value::Gauge(0.0))
-    );
+    assert_eq!(sample(f, "polo_collector_dependencies_ready", &[("collector", "hb")]), Some(&Value::Gauge(0.0)));
     let health: Vec<(String, String)> = m
         .collectors_status
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["health"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["health"].as_str().unwrap().to_string()))
         .collect();
-    assert_eq!(
-        health,
-        vec![
-            ("a".into(), "green".into()),
-            ("b".into(), "red".into()),
-            ("c".into(), "red".into())
-        ]
-    );
+    assert_eq!(health, vec![("a".into(), "green".into()), ("b".into(), "red".into()), ("c".into(), "red".into())]);
     assert_eq!(m.account_last_scan_ms["111"], (now_s - 290) * 1000);
 }
 
 #[test]
 fn keys_older_than_forget_after_are_dropped() {
     let mut state = RunsState::from_settled(HashMap::new(), 0, 0);
-    state.ingest(
-        vec![
-            run("1", "old", 10, 20, "succeeded"),
-            run("2", "new", 500, 510, "succeeded"),
-        ],
-        1_000_000,
-    );
+    state.ingest(vec![run("1", "old", 10, 20, "succeeded"), run("2", "new", 500, 510, "succeeded")], 1_000_000);
     state.forget_before(100_000);
     let view = state.ingest(vec![], 1_000_000);
     assert!(view.contains_key(&key("new")) && !view.contains_key(&key("old")));

@@ -1,0 +1,348 @@
+//! Pure part of `clickhouse_system`: rows → metric families, the query-latency histogram
+//! accumulated across scrapes, and the status section.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use crate::metrics::{Labels, MetricFamily, Sample, Value};
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct DiskRow {
+    pub replica: String,
+    pub disk: String,
+    pub free: u64,
+    pub total: u64,
+    pub unreserved: u64,
+    pub keep_free: u64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct QueryLogRow {
+    pub replica: String,
+    pub query_kind: String,
+    /// 0 for finished queries.
+    pub exception_code: i32,
+    pub queries: u64,
+    pub duration_ms_sum: u64,
+    /// Queries with duration <= each bucket bound.
+    pub cumulative: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct ProcessesRow {
+    pub replica: String,
+    pub active: u64,
+    pub longest_seconds: f64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct PartsRow {
+    pub replica: String,
+    pub database: String,
+    pub table: String,
+    pub bytes_on_disk: u64,
+    pub rows: u64,
+    pub active_parts: u64,
+    pub max_parts_in_partition: u64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct ReplicaRow {
+    pub replica: String,
+    pub database: String,
+    pub table: String,
+    pub readonly: u8,
+    pub absolute_delay: u64,
+    pub queue_size: u64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct MutationRow {
+    pub replica: String,
+    pub database: String,
+    pub table: String,
+    pub pending: u64,
+    pub oldest_created: i64,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct VersionRow {
+    pub replica: String,
+    pub version: String,
+}
+
+/// The point-in-time system tables of one scrape.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub disks: Vec<DiskRow>,
+    pub processes: Vec<ProcessesRow>,
+    pub parts: Vec<PartsRow>,
+    pub replicas: Vec<ReplicaRow>,
+    pub mutations: Vec<MutationRow>,
+    pub versions: Vec<VersionRow>,
+}
+
+/// Classes of ClickHouse exception codes for `polo_clickhouse_failed_queries_total{class}`.
+pub const FAILURE_CLASSES: [&str; 8] =
+    ["timeout", "memory", "too_many_parts", "limit", "access", "query", "cancelled", "other"];
+
+pub fn failure_class(code: i32) -> &'static str {
+    match code {
+        159 | 160 | 209 => "timeout",
+        173 | 241 => "memory",
+        252 => "too_many_parts",
+        158 | 201 | 202 | 307 | 396 => "limit",
+        164 | 192 | 193 | 194 | 195 | 497 | 516 => "access",
+        16 | 36 | 42 | 43 | 46 | 47 | 53 | 60 | 62 | 81 => "query",
+        394 => "cancelled",
+        _ => "other",
+    }
+}
+
+/// One histogram series: per-bucket (not cumulative) counts, the last being +Inf.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub buckets: Vec<u64>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+/// How long the status section's quantiles look back.
+const RECENT_WINDOW_US: i64 = 300_000_000;
+
+/// Query statistics accumulated since the exporter started, window after window.
+#[derive(Debug)]
+pub struct QueryStats {
+    bounds: Vec<f64>,
+    histograms: BTreeMap<(String, String), Histogram>,
+    failed: BTreeMap<(String, &'static str), u64>,
+    /// Per window: (window end, per-bucket counts over every node and kind).
+    recent: VecDeque<(i64, Vec<u64>)>,
+}
+
+impl QueryStats {
+    pub fn new(bounds: Vec<f64>) -> Self {
+        Self { bounds, histograms: BTreeMap::new(), failed: BTreeMap::new(), recent: VecDeque::new() }
+    }
+
+    /// Adds one query-log window's rows (the window ends at `window_end_us`).
+    pub fn apply(&mut self, rows: &[QueryLogRow], window_end_us: i64) {
+        let n = self.bounds.len();
+        let mut window = vec![0u64; n + 1];
+        for row in rows {
+            self.failed.entry((row.replica.clone(), "other")).or_insert(0);
+            if row.exception_code != 0 {
+                *self.failed.entry((row.replica.clone(), failure_class(row.exception_code))).or_insert(0) +=
+                    row.queries;
+                continue;
+            }
+            let hist = self
+                .histograms
+                .entry((row.replica.clone(), row.query_kind.clone()))
+                .or_insert_with(|| Histogram { buckets: vec![0; n + 1], ..Histogram::default() });
+            // Cumulative counts at each bound, then +Inf (= all queries); their differences are the buckets.
+            let cumulative = (0..n).map(|i| row.cumulative.get(i).copied().unwrap_or(row.queries)).chain([row.queries]);
+            let mut previous = 0;
+            for ((bucket, window_bucket), at_bound) in hist.buckets.iter_mut().zip(window.iter_mut()).zip(cumulative) {
+                let in_bucket = at_bound.saturating_sub(previous);
+                *bucket += in_bucket;
+                *window_bucket += in_bucket;
+                previous = at_bound;
+            }
+            hist.count += row.queries;
+            hist.sum_seconds += row.duration_ms_sum as f64 / 1000.0;
+        }
+        self.recent.push_back((window_end_us, window));
+        while self.recent.front().is_some_and(|(end, _)| *end < window_end_us - RECENT_WINDOW_US) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The q-quantile (0..1) in seconds of the queries of the last five minutes, estimated from
+    /// the buckets as `histogram_quantile` does; None without queries.
+    pub fn recent_quantile(&self, q: f64) -> Option<f64> {
+        let mut buckets = vec![0u64; self.bounds.len() + 1];
+        for (_, window) in &self.recent {
+            for (total, n) in buckets.iter_mut().zip(window) {
+                *total += n;
+            }
+        }
+        quantile(&self.bounds, &buckets, q)
+    }
+}
+
+/// Linear interpolation inside the bucket holding rank q × total; the +Inf bucket yields the
+/// highest finite bound (Prometheus does the same).
+pub fn quantile(bounds: &[f64], buckets: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut cumulative = 0u64;
+    for (i, n) in buckets.iter().enumerate() {
+        let before = cumulative;
+        cumulative += n;
+        if (cumulative as f64) >= rank && *n > 0 {
+            if i >= bounds.len() {
+                return bounds.last().copied();
+            }
+            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
+            let upper = bounds[i];
+            return Some(lower + (upper - lower) * (rank - before as f64) / *n as f64);
+        }
+    }
+    bounds.last().copied()
+}
+
+fn l(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+pub fn families(snapshot: &Snapshot, stats: &QueryStats) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    let mut free =
+        MetricFamily::gauge("polo_clickhouse_disk_free_bytes", "Free space on the disk (system.disks free_space).");
+    let mut total =
+        MetricFamily::gauge("polo_clickhouse_disk_total_bytes", "Size of the disk (system.disks total_space).");
+    let mut unreserved = MetricFamily::gauge(
+        "polo_clickhouse_disk_unreserved_bytes",
+        "Free space not reserved by merges and fetches (system.disks unreserved_space).",
+    );
+    let mut keep_free = MetricFamily::gauge(
+        "polo_clickhouse_disk_keep_free_bytes",
+        "Space ClickHouse keeps free on the disk (system.disks keep_free_space).",
+    );
+    for d in &snapshot.disks {
+        let labels = l(&[("replica", &d.replica), ("disk", &d.disk)]);
+        free.push(labels.clone(), d.free as f64);
+        total.push(labels.clone(), d.total as f64);
+        unreserved.push(labels.clone(), d.unreserved as f64);
+        keep_free.push(labels, d.keep_free as f64);
+    }
+    out.extend([free, total, unreserved, keep_free]);
+
+    let mut hist = MetricFamily::histogram(
+        "polo_clickhouse_query_duration_seconds",
+        "Duration of finished initial queries (system.query_log), excluding the exporter's own, counted since the exporter started.",
+    );
+    for ((replica, kind), h) in &stats.histograms {
+        let buckets = stats.bounds.iter().copied().chain([f64::INFINITY]).zip(h.buckets.iter().copied()).collect();
+        hist.samples.push(Sample {
+            labels: l(&[("replica", replica), ("query_kind", kind)]),
+            value: Value::Histogram { sum: h.sum_seconds, count: h.count, buckets },
+        });
+    }
+    let mut failed = MetricFamily::counter(
+        "polo_clickhouse_failed_queries",
+        "Initial queries that failed (system.query_log exceptions), excluding the exporter's own, by class of exception code, since the exporter started.",
+    );
+    let replicas: BTreeSet<&String> = stats.failed.keys().map(|(r, _)| r).collect();
+    for replica in replicas {
+        for class in FAILURE_CLASSES {
+            let n = stats.failed.get(&(replica.clone(), class)).copied().unwrap_or(0);
+            failed.push(l(&[("replica", replica), ("class", class)]), n as f64);
+        }
+    }
+    out.extend([hist, failed]);
+
+    let mut active = MetricFamily::gauge(
+        "polo_clickhouse_active_queries",
+        "Initial queries running now (system.processes), excluding the exporter's own.",
+    );
+    let mut longest = MetricFamily::gauge("polo_clickhouse_longest_running_query_seconds", "Elapsed time of the longest-running initial query (system.processes), excluding the exporter's own; 0 if none.");
+    for p in &snapshot.processes {
+        active.push(l(&[("replica", &p.replica)]), p.active as f64);
+        longest.push(l(&[("replica", &p.replica)]), p.longest_seconds);
+    }
+    out.extend([active, longest]);
+
+    let mut bytes = MetricFamily::gauge(
+        "polo_clickhouse_table_bytes_on_disk",
+        "Bytes on disk of the table's active parts (system.parts).",
+    );
+    let mut rows =
+        MetricFamily::gauge("polo_clickhouse_table_rows", "Rows in the table's active parts (system.parts).");
+    let mut parts =
+        MetricFamily::gauge("polo_clickhouse_table_active_parts", "Active parts of the table (system.parts).");
+    let mut max_parts = MetricFamily::gauge("polo_clickhouse_table_max_parts_in_partition", "Most active parts in one partition of the table; inserts are delayed, then rejected, when it reaches parts_to_delay_insert / parts_to_throw_insert.");
+    for p in &snapshot.parts {
+        let labels = l(&[("replica", &p.replica), ("database", &p.database), ("table", &p.table)]);
+        bytes.push(labels.clone(), p.bytes_on_disk as f64);
+        rows.push(labels.clone(), p.rows as f64);
+        parts.push(labels.clone(), p.active_parts as f64);
+        max_parts.push(labels, p.max_parts_in_partition as f64);
+    }
+    out.extend([bytes, rows, parts, max_parts]);
+
+    let mut readonly = MetricFamily::gauge(
+        "polo_clickhouse_replica_readonly",
+        "1 if the replicated table is read-only on this replica (system.replicas is_readonly).",
+    );
+    let mut delay = MetricFamily::gauge(
+        "polo_clickhouse_replica_absolute_delay_seconds",
+        "How far this replica lags behind (system.replicas absolute_delay).",
+    );
+    let mut queue = MetricFamily::gauge(
+        "polo_clickhouse_replica_queue_size",
+        "Replication tasks waiting on this replica (system.replicas queue_size).",
+    );
+    for r in &snapshot.replicas {
+        let labels = l(&[("replica", &r.replica), ("database", &r.database), ("table", &r.table)]);
+        readonly.push(labels.clone(), f64::from(r.readonly));
+        delay.push(labels.clone(), r.absolute_delay as f64);
+        queue.push(labels, r.queue_size as f64);
+    }
+    out.extend([readonly, delay, queue]);
+
+    let mut pending = MetricFamily::gauge(
+        "polo_clickhouse_mutations_pending",
+        "Mutations of the table not done yet (system.mutations).",
+    );
+    let mut oldest = MetricFamily::gauge(
+        "polo_clickhouse_oldest_pending_mutation_timestamp_seconds",
+        "create_time of the oldest mutation of the table not done yet (system.mutations).",
+    );
+    for m in &snapshot.mutations {
+        let labels = l(&[("replica", &m.replica), ("database", &m.database), ("table", &m.table)]);
+        pending.push(labels.clone(), m.pending as f64);
+        oldest.push(labels, m.oldest_created as f64);
+    }
+    out.extend([pending, oldest]);
+
+    let mut build = MetricFamily::gauge(
+        "polo_clickhouse_build_info",
+        "Always 1; the version label is the ClickHouse server's version.",
+    );
+    for v in &snapshot.versions {
+        build.push(l(&[("replica", &v.replica), ("version", &v.version)]), 1.0);
+    }
+    out.push(build);
+    out
+}
+
+/// The status document's `clickhouse` section (the spec's disk_used_gb and query_p95_ms, and more).
+pub fn status(snapshot: &Snapshot, stats: &QueryStats) -> serde_json::Value {
+    let used: u64 = snapshot.disks.iter().map(|d| d.total.saturating_sub(d.free)).sum();
+    let max_ratio = snapshot
+        .disks
+        .iter()
+        .filter(|d| d.total > 0)
+        .map(|d| d.total.saturating_sub(d.free) as f64 / d.total as f64)
+        .fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))));
+    let ms = |q: f64| stats.recent_quantile(q).map(|s| (s * 1000.0).round());
+    serde_json::json!({
+        "disk_used_gb": (used as f64 / 1e9 * 10.0).round() / 10.0,
+        "disk_used_ratio_max": max_ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        "query_p50_ms": ms(0.5),
+        "query_p95_ms": ms(0.95),
+        "query_p99_ms": ms(0.99),
+        "active_queries": snapshot.processes.iter().map(|p| p.active).sum::<u64>(),
+        "replicas": snapshot.versions.iter().map(|v| serde_json::json!({"replica": v.replica, "version": v.version})).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! The system-table queries, single node or a whole cluster. Pure string building.
+//!
+//! Every query names the node it ran on (`hostName() AS replica`), is bounded by `LIMIT`, and
+//! reads only in-memory system tables or, for `query_log`, the time range since the last scrape
+//! (the table is ordered by `(event_date, event_time)`, so that range is all it reads).
+
+use crate::clickhouse::LOG_COMMENT_PREFIX;
+
+pub struct Sql {
+    cluster: Option<String>,
+    databases: String,
+    limit: u64,
+}
+
+impl Sql {
+    /// `cluster` and `databases` were validated ([A-Za-z0-9_.-] and identifiers).
+    pub fn new(cluster: Option<&str>, databases: &[String], limit: u64) -> Self {
+        let databases = databases.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ");
+        Self { cluster: cluster.map(str::to_string), databases, limit }
+    }
+
+    /// `system.NAME` on the node answering, or on every replica of the cluster.
+    fn table(&self, name: &str) -> String {
+        match &self.cluster {
+            None => format!("system.{name}"),
+            Some(cluster) => format!("clusterAllReplicas('{cluster}', system.{name})"),
+        }
+    }
+
+    pub fn disks(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, name AS disk, toUInt64(free_space) AS free, toUInt64(total_space) AS total, \
+             toUInt64(unreserved_space) AS unreserved, toUInt64(keep_free_space) AS keep_free \
+             FROM {} ORDER BY replica, disk LIMIT {}",
+            self.table("disks"),
+            self.limit
+        )
+    }
+
+    /// Finished and failed initial queries with `event_time_microseconds` in `[from_us, to_us)`,
+    /// not the exporter's own; per node, kind and exception code (0 = finished), with cumulative
+    /// counts at each bucket bound.
+    pub fn query_log(&self, from_us: i64, to_us: i64, bucket_bounds_s: &[f64]) -> String {
+        let buckets = bucket_bounds_s
+            .iter()
+            .map(|b| format!("countIf(query_duration_ms <= {})", (b * 1000.0).floor() as u64))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT hostName() AS replica, toString(query_kind) AS query_kind, \
+             if(type = 'QueryFinish', 0, exception_code) AS exception_code, \
+             count() AS queries, sum(query_duration_ms) AS duration_ms_sum, [{buckets}] AS cumulative \
+             FROM {} \
+             WHERE event_date >= toDate(fromUnixTimestamp64Micro({from_us})) \
+               AND event_date <= toDate(fromUnixTimestamp64Micro({to_us})) \
+               AND event_time >= toDateTime(fromUnixTimestamp64Micro({from_us})) \
+               AND event_time <= toDateTime(fromUnixTimestamp64Micro({to_us})) \
+               AND event_time_microseconds >= fromUnixTimestamp64Micro({from_us}) \
+               AND event_time_microseconds < fromUnixTimestamp64Micro({to_us}) \
+               AND type IN ('QueryFinish', 'ExceptionBeforeStart', 'ExceptionWhileProcessing') \
+               AND is_initial_query \
+               AND NOT startsWith(log_comment, '{LOG_COMMENT_PREFIX}') \
+             GROUP BY replica, query_kind, exception_code \
+             LIMIT {}",
+            self.table("query_log"),
+            self.limit
+        )
+    }
+
+    pub fn processes(&self) -> String {
+        // The exporter's own query is always running, so every node returns a row.
+        format!(
+            "SELECT hostName() AS replica, \
+             countIf(is_initial_query AND NOT startsWith(Settings['log_comment'], '{LOG_COMMENT_PREFIX}')) AS active, \
+             maxIf(elapsed, is_initial_query AND NOT startsWith(Settings['log_comment'], '{LOG_COMMENT_PREFIX}')) AS longest_seconds \
+             FROM {} GROUP BY replica LIMIT {}",
+            self.table("processes"),
+            self.limit
+        )
+    }
+
+    pub fn parts(&self) -> String {
+        format!(
+            "SELECT replica, database, table, sum(bytes) AS bytes_on_disk, sum(part_rows) AS rows, \
+             sum(parts) AS active_parts, max(parts) AS max_parts_in_partition \
+             FROM (SELECT hostName() AS replica, database, table, partition_id, sum(bytes_on_disk) AS bytes, \
+                   sum(rows) AS part_rows, count() AS parts \
+                   FROM {} WHERE active AND database IN ({}) \
+                   GROUP BY replica, database, table, partition_id) \
+             GROUP BY replica, database, table ORDER BY replica, database, table LIMIT {}",
+            self.table("parts"),
+            self.databases,
+            self.limit
+        )
+    }
+
+    pub fn replicas(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, database, table, toUInt8(is_readonly) AS readonly, \
+             toUInt64(absolute_delay) AS absolute_delay, toUInt64(queue_size) AS queue_size \
+             FROM {} WHERE database IN ({}) ORDER BY replica, database, table LIMIT {}",
+            self.table("replicas"),
+            self.databases,
+            self.limit
+        )
+    }
+
+    pub fn mutations(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, database, table, count() AS pending, \
+             toInt64(toUnixTimestamp(min(create_time))) AS oldest_created \
+             FROM {} WHERE NOT is_done AND database IN ({}) \
+             GROUP BY replica, database, table ORDER BY replica, database, table LIMIT {}",
+            self.table("mutations"),
+            self.databases,
+            self.limit
+        )
+    }
+
+    /// The version from a table column, so that in cluster mode each node reports its own.
+    pub fn version(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, value AS version FROM {} WHERE name = 'VERSION_DESCRIBE' LIMIT {}",
+            self.table("build_options"),
+            self.limit
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(cluster: Option<&str>) -> Sql {
+        Sql::new(cluster, &["polo".to_string(), "other".to_string()], 100)
+    }
+
+    #[test]
+    fn single_node_reads_local_system_tables() {
+        let s = sql(None);
+        for q in
+            [s.disks(), s.processes(), s.parts(), s.replicas(), s.mutations(), s.version(), s.query_log(0, 1, &[0.1])]
+        {
+            assert!(q.contains("FROM system.") && !q.contains("clusterAllReplicas"), "{q}");
+            assert!(q.contains("hostName() AS replica") && q.contains("LIMIT 100"), "{q}");
+        }
+        assert!(s.parts().contains("database IN ('polo', 'other')"));
+    }
+
+    #[test]
+    fn cluster_mode_reads_every_replica() {
+        let s = sql(Some("polo_cluster"));
+        for (q, table) in [
+            (s.disks(), "disks"),
+            (s.processes(), "processes"),
+            (s.parts(), "parts"),
+            (s.replicas(), "replicas"),
+            (s.mutations(), "mutations"),
+            (s.version(), "build_options"),
+            (s.query_log(0, 1, &[0.1]), "query_log"),
+        ] {
+            assert!(q.contains(&format!("FROM clusterAllReplicas('polo_cluster', system.{table})")), "{q}");
+            assert!(q.contains("GROUP BY replica") || !q.contains("GROUP BY"), "{q}");
+        }
+    }
+
+    #[test]
+    fn query_log_window_and_buckets() {
+        let q = sql(None).query_log(1_000_000, 2_500_000, &[0.005, 0.25, 1.0]);
+        assert!(q.contains("event_time_microseconds >= fromUnixTimestamp64Micro(1000000)"));
+        assert!(q.contains("event_time_microseconds < fromUnixTimestamp64Micro(2500000)"));
+        assert!(q.contains(
+            "[countIf(query_duration_ms <= 5), countIf(query_duration_ms <= 250), countIf(query_duration_ms <= 1000)]"
+        ));
+        assert!(q.contains("NOT startsWith(log_comment, 'polo-exporter:')"));
+        assert!(q.contains("is_initial_query"));
+    }
+}
