@@ -72,7 +72,17 @@ impl App {
                 let deadline = Instant::now() + scrape_budget(&req, self.web.scrape_timeout_offset);
                 let scrape = self.exporter.scrape(deadline).await;
                 if path == self.web.telemetry_path {
-                    respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, metrics::encode(scrape.families()))
+                    let families = scrape.families();
+                    let text = metrics::encode(families.clone());
+                    if wants_prometheus_text(&req) {
+                        respond(
+                            StatusCode::OK,
+                            metrics::PROMETHEUS_TEXT_CONTENT_TYPE,
+                            metrics::to_prometheus_text(&text, &families),
+                        )
+                    } else {
+                        respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, text)
+                    }
                 } else {
                     let body = serde_json::to_string_pretty(&scrape.status_json()).expect("status JSON serializes");
                     respond(StatusCode::OK, "application/json", body)
@@ -109,6 +119,18 @@ pub fn scrape_budget<B>(req: &Request<B>, offset: Duration) -> Duration {
         Some(timeout) => timeout.saturating_sub(offset).max(Duration::from_millis(100)),
         None => DEFAULT_SCRAPE_TIMEOUT,
     }
+}
+
+/// OpenMetrics unless the client asks for the classic text format and not for OpenMetrics.
+pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
+    let accept = req
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
@@ -162,6 +184,17 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negotiates_the_exposition_format() {
+        let with = |accept: &str| Request::builder().header("Accept", accept).body(()).unwrap();
+        assert!(!wants_prometheus_text(&Request::builder().body(()).unwrap()));
+        assert!(!wants_prometheus_text(&with("*/*")));
+        assert!(!wants_prometheus_text(&with(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(wants_prometheus_text(&with("text/plain;version=0.0.4")));
+    }
 
     #[test]
     fn budget_follows_prometheus_header() {

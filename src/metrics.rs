@@ -115,6 +115,39 @@ pub fn encode(families: Vec<MetricFamily>) -> String {
     out
 }
 
+/// Content type of [`to_prometheus_text`]'s output.
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Rewrites [`encode`]'s OpenMetrics output as the classic Prometheus text format (0.0.4), for
+/// clients that ask for it (`promtool check metrics`, older scrapers): counter families are
+/// named with their `_total` samples, and `# EOF` / `# UNIT` go.
+pub fn to_prometheus_text(openmetrics: &str, families: &[MetricFamily]) -> String {
+    let counters: std::collections::HashSet<&str> =
+        families.iter().filter(|f| f.kind == Kind::Counter).map(|f| f.name).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match descriptor {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) { "_total" } else { "" };
+                let _ = writeln!(out, "{prefix}{name}{suffix} {tail}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// Formats a label set for log lines and tests: `{a="x",b="y"}`.
 pub fn format_labels(labels: &Labels) -> String {
     let mut out = String::from("{");
@@ -154,5 +187,17 @@ mod tests {
         assert!(text.contains("polo_h_seconds_count{} 3\n"), "{text}");
         assert!(text.contains("polo_h_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn converts_to_prometheus_text() {
+        let families = vec![
+            MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
+            MetricFamily::gauge("polo_up", "Up.").with(vec![], 1.0),
+        ];
+        let text = to_prometheus_text(&encode(families.clone()), &families);
+        assert!(text.contains("# HELP polo_runs_total Runs.\n# TYPE polo_runs_total counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
+        assert!(text.contains("# TYPE polo_up gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"));
     }
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""`promtool check metrics` on what the exporter really serves: the dev ClickHouse with the demo
+data, the exporter with examples/local.yml, /metrics fetched in the classic text format (the
+only one promtool reads) after a few scrapes, so every family has samples."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(url, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            return urllib.request.urlopen(url, timeout=2).read()
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer")
+
+
+def main():
+    binary = os.path.join(ROOT, "target", "debug", "polo-exporter")
+    ch_port, port = free_port(), free_port()
+    tmp = tempfile.mkdtemp(prefix="polo-lint-")
+    ch = subprocess.Popen([sys.executable, os.path.join(ROOT, "dev/clickhouse/server.py"), "--port", str(ch_port), "--seed", "demo", "--static"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exporter = None
+    try:
+        wait(f"http://127.0.0.1:{ch_port}/ping", 120)
+        with open(os.path.join(ROOT, "examples/local.yml")) as f:
+            cfg = f.read().replace("http://127.0.0.1:8123", f"http://127.0.0.1:{ch_port}").replace("query_log_delay: 3s", "query_log_delay: 1s")
+        path = os.path.join(tmp, "exporter.yml")
+        with open(path, "w") as f:
+            f.write(cfg)
+        exporter = subprocess.Popen([binary, "--config.file", path, "--web.listen-address", f"127.0.0.1:{port}"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait(f"http://127.0.0.1:{port}/healthz", 20)
+        # Queries that are not the exporter's, so the latency histogram has samples.
+        for _ in range(3):
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{ch_port}/", data=b"SELECT count() FROM polo.collector_runs"), timeout=10).read()
+        for _ in range(3):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
+            time.sleep(1)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept": "text/plain;version=0.0.4"})
+        resp = urllib.request.urlopen(req, timeout=30)
+        body = resp.read()
+        if not resp.headers["Content-Type"].startswith("text/plain; version=0.0.4"):
+            print("unexpected content type " + resp.headers["Content-Type"])
+            return 1
+        lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+        families = sum(1 for line in body.decode().splitlines() if line.startswith("# TYPE "))
+        if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
+            print((lint.stdout + lint.stderr).decode())
+            return 1
+        if b"polo_clickhouse_query_duration_seconds_bucket" not in body:
+            print("the latency histogram has no samples")
+            return 1
+        print(f"promtool check metrics: {families} families, no problems")
+        return 0
+    finally:
+        for p in (exporter, ch):
+            if p:
+                p.terminate()
+                p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
