@@ -1,5 +1,6 @@
 //! polo-exporter: Prometheus exporter for the self-monitoring of Polo.
 
+pub mod aws;
 pub mod clickhouse;
 pub mod config;
 pub mod framework;

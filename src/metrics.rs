@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -78,6 +78,15 @@ impl MetricFamily {
 #[derive(Debug)]
 struct Snapshot(Vec<MetricFamily>);
 
+fn encode_value(encoder: &mut MetricEncoder, value: &Value) -> Result<(), std::fmt::Error> {
+    use prometheus_client::encoding::NoLabelSet;
+    match value {
+        Value::Gauge(v) => encoder.encode_gauge(v),
+        Value::Counter(v) => encoder.encode_counter::<NoLabelSet, _, f64>(v, None),
+        Value::Histogram { sum, count, buckets } => encoder.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None),
+    }
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in &self.0 {
@@ -88,14 +97,11 @@ impl Collector for Snapshot {
             };
             let mut metric = encoder.encode_descriptor(family.name, family.help, None, metric_type)?;
             for sample in &family.samples {
-                let mut encoder = metric.encode_family(&sample.labels)?;
-                match &sample.value {
-                    Value::Gauge(v) => encoder.encode_gauge(v)?,
-                    Value::Counter(v) => {
-                        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(v, None)?
-                    }
-                    Value::Histogram { sum, count, buckets } => encoder
-                        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(*sum, *count, buckets, None)?,
+                // An empty label set is written without braces (`name 1.0`, not `name{} 1.0`).
+                if sample.labels.is_empty() {
+                    encode_value(&mut metric, &sample.value)?;
+                } else {
+                    encode_value(&mut metric.encode_family(&sample.labels)?, &sample.value)?;
                 }
             }
         }
@@ -184,7 +190,7 @@ mod tests {
         assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo\\nte\"} 1.5\n"), "{text}");
         assert!(text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
         assert!(text.contains("polo_h_seconds_bucket{le=\"1.0\"} 1\n"), "{text}");
-        assert!(text.contains("polo_h_seconds_count{} 3\n"), "{text}");
+        assert!(text.contains("polo_h_seconds_count 3\n"), "{text}");
         assert!(text.contains("polo_h_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }

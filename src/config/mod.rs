@@ -104,6 +104,8 @@ pub struct SourcesConfig {
     pub collector_runs: SourceSettings,
     pub accounts: SourceSettings,
     pub clickhouse_system: SourceSettings,
+    pub sqs: SourceSettings,
+    pub cloudwatch: SourceSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +117,43 @@ pub struct ClickHouseSystemConfig {
     /// Strictly increasing, finite, positive; +Inf is implied.
     pub query_duration_buckets: Vec<f64>,
     pub max_rows: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub max_attempts: u32,
+}
+
+/// How a queue is named in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueSelector {
+    Name(String),
+    Url(String),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub selector: QueueSelector,
+    pub dead_letter: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqsConfig {
+    pub regions: Vec<String>,
+    pub queues: Vec<QueueSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudWatchConfig {
+    pub period: Duration,
+    pub delay: Duration,
+    pub lambda_functions: Vec<String>,
+    pub region: String,
 }
 
 pub const DEFAULT_QUERY_DURATION_BUCKETS: [f64; 15] =
@@ -129,6 +168,11 @@ pub struct Config {
     pub collectors: CollectorsConfig,
     pub accounts: AccountsConfig,
     pub clickhouse_system: ClickHouseSystemConfig,
+    pub aws: AwsConfig,
+    /// None: the `sqs` source does not run.
+    pub sqs: Option<SqsConfig>,
+    /// None: the `cloudwatch` source does not run.
+    pub cloudwatch: Option<CloudWatchConfig>,
     pub sources: SourcesConfig,
     _validated: (),
 }
@@ -196,13 +240,28 @@ impl Validator<'_> {
             collector_runs: self.source("collector_runs", &raw.sources.collector_runs, clickhouse.timeout)?,
             accounts: self.source("accounts", &raw.sources.accounts, clickhouse.timeout)?,
             clickhouse_system: self.source("clickhouse_system", &raw.sources.clickhouse_system, clickhouse.timeout)?,
+            sqs: self.source("sqs", &raw.sources.sqs, Duration::from_secs(10))?,
+            cloudwatch: self.source("cloudwatch", &raw.sources.cloudwatch, Duration::from_secs(10))?,
         };
         let clickhouse_system = self.clickhouse_system(raw.clickhouse_system)?;
+        let aws = self.aws(raw.aws.unwrap_or_default())?;
+        let sqs = raw.sqs.map(|s| self.sqs(s, &aws)).transpose()?;
+        let cloudwatch = raw.cloudwatch.map(|c| self.cloudwatch(c, &aws)).transpose()?;
+        let mut sources = sources;
+        // Query CloudWatch at most once per period, whatever the scrape interval.
+        if let Some(cw) = &cloudwatch {
+            if raw.sources.cloudwatch.min_interval.is_none() {
+                sources.cloudwatch.min_interval = cw.period;
+            }
+        }
         Ok(Config {
             clickhouse,
             collectors,
             accounts: AccountsConfig { known_statuses },
             clickhouse_system,
+            aws,
+            sqs,
+            cloudwatch,
             sources,
             _validated: (),
         })
@@ -369,6 +428,80 @@ impl Validator<'_> {
         })
     }
 
+    fn aws(&self, raw: raw::RawAws) -> Result<AwsConfig, ConfigError> {
+        let region = raw.region.unwrap_or_else(|| "us-east-1".to_string());
+        if !is_region(&region) {
+            return Err((self.invalid)("aws.region", format!("{region:?} is not an AWS region name")));
+        }
+        if let Some(url) = &raw.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains('@') {
+                return Err((self.invalid)("aws.endpoint_url", "must be an http(s) URL without credentials".into()));
+            }
+        }
+        if let Some(arn) = &raw.role_arn {
+            if !arn.starts_with("arn:") || !arn.contains(":role/") {
+                return Err((self.invalid)("aws.role_arn", format!("{arn:?} is not a role ARN")));
+            }
+        }
+        if raw.external_id.is_some() && raw.role_arn.is_none() {
+            return Err((self.invalid)("aws.external_id", "needs aws.role_arn".into()));
+        }
+        let max_attempts = raw.max_attempts.unwrap_or(2);
+        if !(1..=5).contains(&max_attempts) {
+            return Err((self.invalid)("aws.max_attempts", "must be between 1 and 5".into()));
+        }
+        Ok(AwsConfig {
+            region,
+            endpoint_url: raw.endpoint_url,
+            role_arn: raw.role_arn,
+            external_id: raw.external_id,
+            max_attempts,
+        })
+    }
+
+    fn sqs(&self, raw: raw::RawSqs, aws: &AwsConfig) -> Result<SqsConfig, ConfigError> {
+        let regions = raw.regions.unwrap_or_else(|| vec![aws.region.clone()]);
+        if regions.is_empty() || regions.iter().any(|r| !is_region(r)) {
+            return Err((self.invalid)("sqs.regions", "must list AWS region names".into()));
+        }
+        if raw.queues.is_empty() {
+            return Err((self.invalid)("sqs.queues", "must name at least one queue".into()));
+        }
+        let mut queues = Vec::new();
+        for (i, q) in raw.queues.into_iter().enumerate() {
+            let selector = match (q.name, q.url, q.prefix) {
+                (Some(n), None, None) if !n.is_empty() => QueueSelector::Name(n),
+                (None, Some(u), None) if u.starts_with("http") => QueueSelector::Url(u),
+                (None, None, Some(p)) => QueueSelector::Prefix(p),
+                _ => {
+                    return Err((self.invalid)(
+                        &format!("sqs.queues[{i}]"),
+                        "set exactly one of name, url (http...) or prefix".into(),
+                    ))
+                }
+            };
+            queues.push(QueueSpec { selector, dead_letter: q.dead_letter.unwrap_or(false) });
+        }
+        Ok(SqsConfig { regions, queues })
+    }
+
+    fn cloudwatch(&self, raw: raw::RawCloudWatch, aws: &AwsConfig) -> Result<CloudWatchConfig, ConfigError> {
+        let period = raw.period.map(|d| d.0).unwrap_or(Duration::from_secs(300));
+        if period.as_secs() < 60 || !period.as_secs().is_multiple_of(60) {
+            return Err((self.invalid)("cloudwatch.period", "must be a whole number of minutes".into()));
+        }
+        let region = raw.region.unwrap_or_else(|| aws.region.clone());
+        if !is_region(&region) {
+            return Err((self.invalid)("cloudwatch.region", format!("{region:?} is not an AWS region name")));
+        }
+        Ok(CloudWatchConfig {
+            period,
+            delay: raw.delay.map(|d| d.0).unwrap_or(Duration::from_secs(120)),
+            lambda_functions: raw.lambda_functions,
+            region,
+        })
+    }
+
     fn source(
         &self,
         name: &str,
@@ -386,6 +519,10 @@ impl Validator<'_> {
             serve_stale_for: raw.serve_stale_for.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
         })
     }
+}
+
+fn is_region(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 pub fn is_identifier(name: &str) -> bool {

@@ -23,9 +23,78 @@ pub struct RawConfig {
     /// What the `clickhouse_system` source reads from ClickHouse's system tables.
     #[serde(default)]
     pub clickhouse_system: RawClickHouseSystem,
+    /// How to reach AWS (credentials come from the default chain, never from this file).
+    #[serde(default)]
+    pub aws: Option<RawAws>,
+    /// SQS queues to watch; the `sqs` source runs when this section is present.
+    #[serde(default)]
+    pub sqs: Option<RawSqs>,
+    /// CloudWatch figures; the `cloudwatch` source runs when this section is present.
+    #[serde(default)]
+    pub cloudwatch: Option<RawCloudWatch>,
     /// Per-source framework settings (enable, timeout, cache, stale serving).
     #[serde(default)]
     pub sources: RawSources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    /// Default region of the AWS sources; default us-east-1.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (a local emulator such as scripts/dev-aws); also used for STS.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Role to assume with the default-chain credentials.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// External id for `role_arn`.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Attempts per AWS call, first included; default 2.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSqs {
+    /// Regions whose queues are watched; default `[aws.region]`.
+    #[serde(default)]
+    pub regions: Option<Vec<String>>,
+    /// Queues by `name`, `url` or name `prefix`; `dead_letter: true` marks a DLQ named directly.
+    pub queues: Vec<RawQueue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub dead_letter: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloudWatch {
+    /// CloudWatch period; queried at most once per period; default 5m.
+    #[serde(default)]
+    pub period: Option<PromDuration>,
+    /// Only periods that ended at least this long ago are read (CloudWatch's delay); default 2m.
+    #[serde(default)]
+    pub delay: Option<PromDuration>,
+    /// Polo's Lambda functions (names).
+    #[serde(default)]
+    pub lambda_functions: Vec<String>,
+    /// Region of the Lambda functions; default `aws.region`.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +201,10 @@ pub struct RawSources {
     pub accounts: RawSourceSettings,
     #[serde(default)]
     pub clickhouse_system: RawSourceSettings,
+    #[serde(default)]
+    pub sqs: RawSourceSettings,
+    #[serde(default)]
+    pub cloudwatch: RawSourceSettings,
 }
 
 #[derive(Debug, Default, Deserialize)]

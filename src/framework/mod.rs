@@ -87,6 +87,9 @@ pub type StatusSection = (&'static str, serde_json::Value);
 pub struct SourceOutput {
     pub families: Vec<MetricFamily>,
     pub status: Vec<StatusSection>,
+    /// Items that failed alone (e.g. one denied queue) while the rest was read: counted in
+    /// `polo_exporter_source_errors_total` and logged; the source stays up.
+    pub partial_errors: Vec<SourceError>,
 }
 
 /// Which backend a source reads; decides the backend-specific self-metrics.

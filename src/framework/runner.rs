@@ -112,6 +112,10 @@ impl SourceRunner {
         state.last_duration = Some(elapsed);
         match result {
             Ok(output) => {
+                for err in &output.partial_errors {
+                    *state.errors.entry(err.kind).or_default() += 1;
+                    tracing::warn!(source = self.name(), kind = err.kind.as_str(), error = %err.chain(), "source partly failed");
+                }
                 state.last_ok = Some(true);
                 state.last_good = Some(Good { output: Arc::new(output), at: Instant::now(), at_unix: unix_now() });
                 tracing::debug!(source = self.name(), duration_seconds = elapsed.as_secs_f64(), "source collected");

@@ -110,7 +110,7 @@ pub fn map(rows: &[AccountRow], known_statuses: &[String], scans: Option<&HashMa
         families.push(last_scan);
     }
     let status = serde_json::to_value(&counts).expect("a map of counts serializes");
-    SourceOutput { families, status: vec![("accounts", status)] }
+    SourceOutput { families, status: vec![("accounts", status)], ..SourceOutput::default() }
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ impl Source for Scripted {
         }
         Ok(SourceOutput {
             families: vec![MetricFamily::gauge("polo_test", "t").with(vec![], f64::from(call))],
-            status: vec![],
+            ..SourceOutput::default()
         })
     }
 }

@@ -90,6 +90,7 @@ impl Source for ClickHouseSystem {
         Ok(SourceOutput {
             families: model::families(&snapshot, &state.stats),
             status: vec![("clickhouse", model::status(&snapshot, &state.stats))],
+            ..SourceOutput::default()
         })
     }
 }

@@ -124,7 +124,11 @@ impl Source for CollectorRuns {
         let view = state.ingest(window, cutoff);
         let mapped = model::map(&view, state.runs_total(), &self.cfg, now);
         *self.account_scans.write().expect("account scans poisoned") = Some(mapped.account_last_scan_ms);
-        Ok(SourceOutput { families: mapped.families, status: vec![("collectors", mapped.collectors_status)] })
+        Ok(SourceOutput {
+            families: mapped.families,
+            status: vec![("collectors", mapped.collectors_status)],
+            ..SourceOutput::default()
+        })
     }
 }
 

@@ -1,0 +1,73 @@
+//! AWS access shared by the AWS sources: SDK configuration (default credential chain, optional
+//! role to assume, endpoint override, bounded retries) and error classification.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::config::AwsConfig;
+use crate::framework::{ErrorKind, SourceError};
+
+/// SDK configuration for one region. Builds no connection; credentials load on first use.
+pub async fn sdk_config(aws: &AwsConfig, region: &str, attempt_timeout: Duration) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        // Bounded: a throttled API cannot stretch a scrape (the scrape deadline cuts it anyway).
+        .retry_config(RetryConfig::standard().with_max_attempts(aws.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        );
+    if let Some(url) = &aws.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let base = loader.load().await;
+    let Some(role) = &aws.role_arn else { return base };
+    let mut provider =
+        AssumeRoleProvider::builder(role).session_name("polo-exporter").region(Region::new(region.to_string()));
+    if let Some(id) = &aws.external_id {
+        provider = provider.external_id(id);
+    }
+    let provider = provider.configure(&base).build().await;
+    base.into_builder().credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(provider)).build()
+}
+
+/// Service error codes that mean "who you are / what you may do".
+const AUTH_CODES: [&str; 7] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "InvalidAccessKeyId",
+];
+
+/// Maps an SDK error to the fixed set of error kinds, with `what` as the error's context.
+pub fn error<E, R>(what: String, err: SdkError<E, R>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let text = DisplayErrorContext(&err).to_string();
+    let kind = match &err {
+        SdkError::TimeoutError(_) => ErrorKind::Timeout,
+        SdkError::ResponseError(_) => ErrorKind::Decode,
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(code) if AUTH_CODES.contains(&code) => ErrorKind::Auth,
+            Some(code) if code.contains("Throttl") || code == "RequestThrottled" => ErrorKind::Limit,
+            _ => ErrorKind::Query,
+        },
+        // Missing or unusable credentials fail before anything is sent.
+        _ if text.to_ascii_lowercase().contains("credential") => ErrorKind::Auth,
+        SdkError::DispatchFailure(d) if d.is_timeout() => ErrorKind::Timeout,
+        _ => ErrorKind::Connect,
+    };
+    SourceError::with_cause(kind, what, err)
+}
