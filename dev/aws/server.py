@@ -88,6 +88,8 @@ class Front:
         self.lock = threading.Lock()
         self.calls = {}
         self.faults = {"deny_queues": [], "delete_after_list": []}
+        # /_polo/ answers 503 until the seed data is in, so "ready" means seeded.
+        self.ready = False
 
     def count(self, operation, n=1):
         with self.lock:
@@ -99,6 +101,8 @@ class Front:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         if req.path.startswith("/_polo/"):
+            if not self.ready:
+                return Response("seeding", status=503)(environ, start_response)
             return self.control(req)(environ, start_response)
         if req.path.startswith(CBOR_PREFIX):
             return self.cloudwatch(req.path[len(CBOR_PREFIX):], body)(environ, start_response)
@@ -218,6 +222,7 @@ def main():
         sys.path.insert(0, HERE)
         import demo_data
         demo_data.seed(f"http://{args.host}:{port}", front.store, live=not args.static)
+    front.ready = True
     print(f"dev-aws: listening on http://{args.host}:{port} (seed {args.seed})", flush=True)
     try:
         while True:

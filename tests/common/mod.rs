@@ -200,7 +200,24 @@ impl Exporter {
         std::fs::write(&config, config_yaml).unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("exporter.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_polo-exporter"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_polo-exporter"));
+        // No AWS identity leaks in from the machine, and never a call to the instance metadata service.
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/polo-aws-config")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/polo-aws-credentials");
+        let child = cmd
             .arg("--config.file")
             .arg(&config)
             .args(["--web.listen-address", &format!("127.0.0.1:{port}"), "--log.level", "debug"])
@@ -337,3 +354,98 @@ fn parse_labels(rest: &str) -> (BTreeMap<String, String>, &str) {
     }
     (labels, rest[consumed_bytes..].trim())
 }
+
+/// The local AWS endpoint (moto for SQS, the CBOR CloudWatch front), stopped on drop.
+pub struct DevAws {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl DevAws {
+    pub fn start(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("aws.log")).unwrap();
+        let child = Command::new(python())
+            .arg(root().join("dev/aws/server.py"))
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dev aws");
+        let aws = Self { port, child, _dir: dir };
+        wait_until("dev aws", Duration::from_secs(60), || answers(port, "/_polo/stats"));
+        aws
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One SQS call in the AWS JSON protocol, as the test (not the exporter).
+    pub fn sqs(&self, operation: &str, body: serde_json::Value) -> serde_json::Value {
+        let target = format!("AmazonSQS.{operation}");
+        let resp = http(
+            self.port,
+            "POST",
+            "/",
+            &[
+                ("X-Amz-Target", &target),
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/eu-west-1/sqs/aws4_request, SignedHeaders=host, Signature=0"),
+            ],
+            &body.to_string(),
+        );
+        assert_eq!(resp.status, 200, "{operation}: {}", resp.body);
+        serde_json::from_str(&resp.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn create_queue(&self, name: &str, dead_letter_target: Option<&str>) -> String {
+        let mut body = serde_json::json!({"QueueName": name});
+        if let Some(dlq) = dead_letter_target {
+            let arn = format!("arn:aws:sqs:eu-west-1:123456789012:{dlq}");
+            body["Attributes"] = serde_json::json!({"RedrivePolicy": serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": "3"}).to_string()});
+        }
+        self.sqs("CreateQueue", body)["QueueUrl"].as_str().unwrap().to_string()
+    }
+
+    pub fn send(&self, url: &str, n: usize, delay_seconds: u32) {
+        for i in 0..n {
+            self.sqs(
+                "SendMessage",
+                serde_json::json!({"QueueUrl": url, "MessageBody": format!("m{i}"), "DelaySeconds": delay_seconds}),
+            );
+        }
+    }
+
+    pub fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = http(self.port, "POST", path, &[("Content-Type", "application/json")], &body.to_string());
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        serde_json::from_str(&resp.body).unwrap()
+    }
+
+    /// Calls per operation the emulator has served (e.g. "cloudwatch:GetMetricData").
+    pub fn calls(&self, operation: &str) -> u64 {
+        let stats: serde_json::Value =
+            serde_json::from_str(&http(self.port, "GET", "/_polo/stats", &[], "").body).unwrap();
+        stats[operation].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for DevAws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Environment for an exporter talking to DevAws: static test credentials, no IMDS, no profile.
+pub const AWS_TEST_ENV: [(&str, &str); 5] = [
+    ("AWS_ACCESS_KEY_ID", "AKIDPOLOTEST"),
+    ("AWS_SECRET_ACCESS_KEY", "polo-secret-never-logged-9f8e7d"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/nonexistent/polo-aws-config"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/polo-aws-credentials"),
+];

@@ -248,7 +248,15 @@ impl Source for Sqs {
         }
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         if rows.iter().all(|(_, d)| d.is_none()) && !errors.is_empty() {
-            // Nothing could be read: the source is down, not partly up.
+            // Nothing could be read: the source is down, not partly up. `cloudwatch` waits for a
+            // first queue list; give it an empty one rather than have it wait out its deadline.
+            self.queues.send_if_modified(|known| {
+                let first = known.is_none();
+                if first {
+                    *known = Some(Arc::new(Vec::new()));
+                }
+                first
+            });
             return Err(errors.swap_remove(0));
         }
         let _ = self.queues.send(Some(Arc::new(rows.iter().map(|(q, _)| q.clone()).collect())));

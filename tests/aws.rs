@@ -1,0 +1,214 @@
+//! The `sqs` and `cloudwatch` sources through the real AWS SDKs against the local emulator
+//! (moto for SQS, the CBOR CloudWatch front), never a real AWS endpoint.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, DevAws, DevClickHouse, Exporter, Metrics, AWS_TEST_ENV};
+
+fn config(aws: &DevAws, extra: &str) -> String {
+    format!(
+        "clickhouse:\n  url: http://127.0.0.1:{}\naws:\n  region: eu-west-1\n  endpoint_url: {}\n{extra}",
+        free_port(),
+        aws.url()
+    )
+}
+
+fn visible(m: &Metrics, queue: &str) -> Option<f64> {
+    m.value("polo_sqs_messages_visible", &[("queue", queue)])
+}
+
+#[test]
+fn depths_and_dead_letter_pairing_are_exact() {
+    let aws = DevAws::start(&["--seed", "empty"]);
+    aws.create_queue("orders-dlq", None);
+    let orders = aws.create_queue("orders", Some("orders-dlq"));
+    let dlq = aws.sqs("GetQueueUrl", serde_json::json!({"QueueName": "orders-dlq"}))["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let billing = aws.create_queue("billing-1", None);
+    aws.send(&orders, 5, 0);
+    aws.send(&dlq, 2, 0);
+    aws.send(&billing, 1, 0);
+    aws.send(&billing, 3, 900);
+    // The DLQ is not named: it is found from orders' RedrivePolicy.
+    let exporter = Exporter::start_env(
+        &config(&aws, "sqs:\n  queues:\n    - name: orders\n    - prefix: billing-\n"),
+        &AWS_TEST_ENV,
+    );
+    let resp = exporter.get("/metrics");
+    let m = Metrics::parse(&resp.body);
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "sqs")]), Some(1.0), "{}", exporter.log());
+    assert_eq!(visible(&m, "orders"), Some(5.0));
+    assert_eq!(
+        m.value(
+            "polo_sqs_messages_visible",
+            &[("queue", "orders-dlq"), ("dead_letter", "true"), ("source_queue", "orders")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(m.value("polo_sqs_messages_visible", &[("queue", "billing-1"), ("dead_letter", "false")]), Some(1.0));
+    assert_eq!(m.value("polo_sqs_messages_delayed", &[("queue", "billing-1")]), Some(3.0));
+    assert_eq!(m.value("polo_sqs_messages_in_flight", &[("queue", "orders")]), Some(0.0));
+    assert!(m.find("polo_sqs_messages_visible", &[("queue", "orders"), ("source_queue", "orders")]).is_empty());
+    // "DLQ non-empty" is one expression.
+    let dlq_nonempty: Vec<_> =
+        m.find("polo_sqs_messages_visible", &[("dead_letter", "true")]).into_iter().filter(|s| s.2 > 0.0).collect();
+    assert_eq!(dlq_nonempty.len(), 1);
+    let status: serde_json::Value = serde_json::from_str(&exporter.get("/api/v1/system/status").body).unwrap();
+    assert_eq!(status["sqs"]["queue_depth"], 6);
+    assert_eq!(status["sqs"]["dlq_depth"], 2);
+    // Read-only: nothing but listing and attribute calls reached SQS from the exporter.
+    assert_eq!(aws.calls("sqs:ReceiveMessage"), 0);
+    assert_eq!(aws.calls("sqs:DeleteMessage"), 0);
+    let secret = AWS_TEST_ENV[1].1;
+    assert!(!exporter.log().contains(secret) && !resp.body.contains(secret));
+}
+
+#[test]
+fn dead_letter_queue_named_directly_finds_its_source() {
+    let aws = DevAws::start(&["--seed", "empty"]);
+    aws.create_queue("jobs-dlq", None);
+    aws.create_queue("jobs", Some("jobs-dlq"));
+    let exporter = Exporter::start_env(
+        &config(&aws, "sqs:\n  queues:\n    - name: jobs-dlq\n      dead_letter: true\n"),
+        &AWS_TEST_ENV,
+    );
+    let m = exporter.scrape();
+    assert_eq!(
+        m.value(
+            "polo_sqs_messages_visible",
+            &[("queue", "jobs-dlq"), ("dead_letter", "true"), ("source_queue", "jobs")]
+        ),
+        Some(0.0),
+        "{}",
+        exporter.log()
+    );
+}
+
+#[test]
+fn a_queue_deleted_after_listing_fails_alone() {
+    let aws = DevAws::start(&["--seed", "empty"]);
+    aws.create_queue("p-a", None);
+    aws.create_queue("p-b", None);
+    aws.control("/_polo/faults", serde_json::json!({"delete_after_list": ["p-b"]}));
+    let exporter = Exporter::start_env(&config(&aws, "sqs:\n  queues:\n    - prefix: p-\n"), &AWS_TEST_ENV);
+    let m = exporter.scrape();
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "sqs")]), Some(1.0), "{}", exporter.log());
+    assert_eq!(visible(&m, "p-a"), Some(0.0));
+    assert_eq!(m.value("polo_sqs_queue_up", &[("queue", "p-b")]), Some(0.0));
+    assert_eq!(m.value("polo_sqs_queue_up", &[("queue", "p-a")]), Some(1.0));
+    assert_eq!(m.value("polo_exporter_source_errors_total", &[("source", "sqs"), ("kind", "query")]), Some(1.0));
+    assert!(exporter.log().contains("p-b"), "the failing queue is named in the log");
+}
+
+#[test]
+fn access_denied_on_one_queue_fails_alone() {
+    let aws = DevAws::start(&["--seed", "empty"]);
+    let a = aws.create_queue("d-a", None);
+    aws.create_queue("d-b", None);
+    aws.send(&a, 4, 0);
+    aws.control("/_polo/faults", serde_json::json!({"deny_queues": ["d-b"]}));
+    let exporter = Exporter::start_env(&config(&aws, "sqs:\n  queues:\n    - prefix: d-\n"), &AWS_TEST_ENV);
+    let m = exporter.scrape();
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "sqs")]), Some(1.0));
+    assert_eq!(visible(&m, "d-a"), Some(4.0));
+    assert_eq!(m.value("polo_sqs_queue_up", &[("queue", "d-b")]), Some(0.0));
+    assert_eq!(
+        m.value("polo_exporter_source_errors_total", &[("source", "sqs"), ("kind", "auth")]),
+        Some(1.0),
+        "{}",
+        exporter.log()
+    );
+}
+
+/// 130 functions × 4 figures + 1 queue = 521 queries: two GetMetricData batches (500 + 21),
+/// and with 100 results a page, 5 + 1 pages.
+#[test]
+fn more_than_500_cloudwatch_queries_are_batched_and_paginated() {
+    let aws = DevAws::start(&["--seed", "empty", "--cw-page-size", "100"]);
+    aws.create_queue("cw-q", None);
+    let functions: Vec<String> = (0..130).map(|i| format!("fn-{i:03}")).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let mut points = Vec::new();
+    for (i, f) in functions.iter().enumerate().filter(|(i, _)| i % 40 == 0) {
+        for minutes_ago in [3.5, 4.5] {
+            points.push(serde_json::json!({"namespace": "AWS/Lambda", "name": "Errors", "dimensions": [{"Name": "FunctionName", "Value": f}], "timestamp": now - minutes_ago * 60.0, "value": i as f64 + 1.0}));
+        }
+    }
+    points.push(serde_json::json!({"namespace": "AWS/SQS", "name": "ApproximateAgeOfOldestMessage", "dimensions": [{"Name": "QueueName", "Value": "cw-q"}], "timestamp": now - 200.0, "value": 321.0}));
+    aws.control("/_polo/datapoints", serde_json::Value::Array(points));
+    let extra = format!(
+        "sqs:\n  queues:\n    - name: cw-q\ncloudwatch:\n  period: 1m\n  delay: 1m\n  lambda_functions: [{}]\n",
+        functions.join(", ")
+    );
+    let exporter = Exporter::start_env(&config(&aws, &extra), &AWS_TEST_ENV);
+    exporter.scrape();
+    let m = exporter.scrape();
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "cloudwatch")]), Some(1.0), "{}", exporter.log());
+    assert_eq!(aws.calls("cloudwatch:GetMetricData"), 6, "two batches, 5 + 1 pages");
+    assert_eq!(aws.calls("cloudwatch:metrics_requested"), 521);
+    assert_eq!(m.value("polo_exporter_cloudwatch_requests_total", &[]), Some(6.0));
+    assert_eq!(m.value("polo_exporter_cloudwatch_metrics_requested_total", &[]), Some(521.0));
+    // Each period's Sum: the datapoints sit in two different 1-minute periods; the newest complete one wins.
+    for i in [0usize, 40, 80, 120] {
+        assert_eq!(m.value("polo_lambda_errors", &[("function", &functions[i])]), Some(i as f64 + 1.0), "fn {i}");
+    }
+    assert_eq!(m.value("polo_sqs_oldest_message_age_seconds", &[("queue", "cw-q")]), Some(321.0));
+}
+
+#[test]
+fn twenty_scrapes_cause_one_cloudwatch_round_per_period() {
+    let aws = DevAws::start(&["--seed", "demo", "--static"]);
+    let extra = "sqs:\n  queues:\n    - prefix: polo-\ncloudwatch:\n  period: 5m\n  lambda_functions: [polo-collector-config-ec2, polo-cur-ingest]\n";
+    let exporter = Exporter::start_env(&config(&aws, extra), &AWS_TEST_ENV);
+    let mut last = Metrics::default();
+    for _ in 0..20 {
+        last = exporter.scrape();
+    }
+    assert_eq!(aws.calls("cloudwatch:GetMetricData"), 1, "{}", exporter.log());
+    assert_eq!(last.value("polo_exporter_cloudwatch_requests_total", &[]), Some(1.0));
+    assert_eq!(last.value("polo_exporter_cloudwatch_metrics_requested_total", &[]), Some(12.0));
+    // The demo's figures came through.
+    assert_eq!(
+        last.value("polo_lambda_invocations", &[("function", "polo-collector-config-ec2")]).map(|v| v > 0.0),
+        Some(true)
+    );
+    assert_eq!(last.value("polo_sqs_oldest_message_age_seconds", &[("queue", "polo-events-dlq")]), Some(5400.0));
+    assert_eq!(
+        last.value(
+            "polo_sqs_messages_visible",
+            &[("queue", "polo-events-dlq"), ("dead_letter", "true"), ("source_queue", "polo-events")]
+        ),
+        Some(3.0)
+    );
+}
+
+#[test]
+fn no_credentials_marks_aws_sources_down_quickly_while_clickhouse_serves() {
+    let ch = DevClickHouse::start();
+    let aws = DevAws::start(&["--seed", "empty"]);
+    let cfg = format!(
+        "clickhouse:\n  url: {}\naws:\n  region: eu-west-1\n  endpoint_url: {}\nsqs:\n  queues:\n    - prefix: polo-\ncloudwatch:\n  lambda_functions: [f]\n",
+        ch.url(),
+        aws.url()
+    );
+    // No credentials at all: the harness removes AWS_* variables and disables IMDS.
+    let exporter = Exporter::start(&cfg);
+    let start = Instant::now();
+    let m = exporter.scrape();
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "sqs")]), Some(0.0));
+    assert_eq!(
+        m.value("polo_exporter_source_errors_total", &[("source", "sqs"), ("kind", "auth")]),
+        Some(1.0),
+        "{}",
+        exporter.log()
+    );
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "cloudwatch")]), Some(0.0));
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "collector_runs")]), Some(1.0));
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "accounts")]), Some(1.0));
+    assert_eq!(aws.calls("sqs:ListQueues"), 0, "nothing unsigned was sent");
+}
