@@ -212,3 +212,42 @@ fn no_credentials_marks_aws_sources_down_quickly_while_clickhouse_serves() {
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "accounts")]), Some(1.0));
     assert_eq!(aws.calls("sqs:ListQueues"), 0, "nothing unsigned was sent");
 }
+
+/// deploy/aws/iam-policy.json allows exactly the operations the code calls, and nothing that
+/// reads or changes messages.
+#[test]
+fn iam_policy_matches_the_calls_made() {
+    let root = common::root();
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/aws/iam-policy.json")).unwrap()).unwrap();
+    let mut allowed: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
+        .collect();
+    allowed.sort();
+    let code: String = ["src/sources/sqs/mod.rs", "src/sources/cloudwatch.rs"]
+        .iter()
+        .map(|p| std::fs::read_to_string(root.join(p)).unwrap())
+        .collect();
+    let mut called: Vec<String> = Vec::new();
+    for (call, action) in [
+        (".list_queues()", "sqs:ListQueues"),
+        (".get_queue_url()", "sqs:GetQueueUrl"),
+        (".get_queue_attributes()", "sqs:GetQueueAttributes"),
+        (".list_dead_letter_source_queues()", "sqs:ListDeadLetterSourceQueues"),
+        (".get_metric_data()", "cloudwatch:GetMetricData"),
+    ] {
+        if code.contains(call) {
+            called.push(action.to_string());
+        }
+    }
+    called.sort();
+    assert_eq!(allowed, called);
+    for forbidden in
+        [".receive_message()", ".delete_message()", ".purge_queue()", ".send_message()", ".set_queue_attributes()"]
+    {
+        assert!(!code.contains(forbidden), "{forbidden} must never be called");
+    }
+}

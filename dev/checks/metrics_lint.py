@@ -32,20 +32,24 @@ def wait(url, timeout):
 
 def main():
     binary = os.path.join(ROOT, "target", "debug", "polo-exporter")
-    ch_port, port = free_port(), free_port()
+    ch_port, port, aws_port = free_port(), free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="polo-lint-")
     ch = subprocess.Popen([sys.executable, os.path.join(ROOT, "dev/clickhouse/server.py"), "--port", str(ch_port), "--seed", "demo", "--static"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    aws = subprocess.Popen([sys.executable, os.path.join(ROOT, "dev/aws/server.py"), "--port", str(aws_port), "--seed", "demo", "--static"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exporter = None
     try:
         wait(f"http://127.0.0.1:{ch_port}/ping", 120)
+        wait(f"http://127.0.0.1:{aws_port}/_polo/stats", 60)
         with open(os.path.join(ROOT, "examples/local.yml")) as f:
-            cfg = f.read().replace("http://127.0.0.1:8123", f"http://127.0.0.1:{ch_port}").replace("query_log_delay: 3s", "query_log_delay: 1s")
+            cfg = f.read().replace("http://127.0.0.1:8123", f"http://127.0.0.1:{ch_port}").replace("query_log_delay: 3s", "query_log_delay: 1s").replace("http://127.0.0.1:4566", f"http://127.0.0.1:{aws_port}")
         path = os.path.join(tmp, "exporter.yml")
         with open(path, "w") as f:
             f.write(cfg)
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="lint", AWS_SECRET_ACCESS_KEY="lint", AWS_EC2_METADATA_DISABLED="true")
         exporter = subprocess.Popen([binary, "--config.file", path, "--web.listen-address", f"127.0.0.1:{port}"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wait(f"http://127.0.0.1:{port}/healthz", 20)
         # Queries that are not the exporter's, so the latency histogram has samples.
         for _ in range(3):
@@ -64,13 +68,14 @@ def main():
         if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
             print((lint.stdout + lint.stderr).decode())
             return 1
-        if b"polo_clickhouse_query_duration_seconds_bucket" not in body:
-            print("the latency histogram has no samples")
-            return 1
+        for needed in (b"polo_clickhouse_query_duration_seconds_bucket", b"polo_sqs_messages_visible{", b"polo_lambda_errors{", b"polo_collector_last_run_status{"):
+            if needed not in body:
+                print(f"no samples of {needed.decode()}")
+                return 1
         print(f"promtool check metrics: {families} families, no problems")
         return 0
     finally:
-        for p in (exporter, ch):
+        for p in (exporter, ch, aws):
             if p:
                 p.terminate()
                 p.wait()
