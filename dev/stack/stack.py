@@ -1,0 +1,213 @@
+"""The whole polo-exporter stack as local processes, for scripts/demo and the end-to-end test:
+dev ClickHouse, dev AWS, the exporter, Prometheus with the shipped rules, Alertmanager with the
+shipped routing, and a webhook sink that logs every notification. Shortened `for:` durations and
+the receivers pointed at the sink come from generated overlays in the work directory; the
+shipped files are not modified."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url, timeout=10):
+    return json.load(urllib.request.urlopen(url, timeout=timeout))
+
+
+def wait_for(what, check, timeout):
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - not ready yet
+            last = exc
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not reached within {timeout}s (last error: {last})")
+
+
+class Sink:
+    """Alertmanager webhook receiver: appends each notification, with the receiver (the URL
+    path) it arrived under, as a JSON line to a file."""
+
+    def __init__(self, path, port):
+        self.path = path
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                with sink.lock, open(sink.path, "a") as f:
+                    f.write(json.dumps({"receiver": self.path.strip("/"), "notification": body}) + "\n")
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def notifications(self):
+        if not os.path.exists(self.path):
+            return []
+        with self.lock, open(self.path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        self.server.shutdown()
+
+
+class Stack:
+    def __init__(self, workdir, ports=None, rule_for="30s", interval="15s", aws_static=False, clickhouse_static=False):
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        names = ("clickhouse", "aws", "exporter", "prometheus", "alertmanager", "sink")
+        self.ports = {n: (ports or {}).get(n) or free_port() for n in names}
+        self.rule_for = rule_for
+        self.interval = interval
+        self.aws_static = aws_static
+        self.clickhouse_static = clickhouse_static
+        self.procs = {}
+        self.sink = None
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def _spawn(self, name, argv, env=None):
+        log = open(os.path.join(self.workdir, f"{name}.log"), "a")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
+
+    def start_clickhouse(self, seed="demo"):
+        args = [sys.executable, os.path.join(ROOT, "dev/clickhouse/server.py"), "--port", str(self.ports["clickhouse"]),
+                "--data", os.path.join(self.workdir, "clickhouse-data"), "--seed", seed]
+        if self.clickhouse_static and seed == "demo":
+            args.append("--static")
+        self._spawn("clickhouse", args)
+        wait_for("dev ClickHouse", lambda: urllib.request.urlopen(self.url("clickhouse") + "/ping", timeout=2).read(), 120)
+
+    def stop_clickhouse(self):
+        self._stop("clickhouse")
+
+    def start(self):
+        self.start_clickhouse()
+        aws_args = [sys.executable, os.path.join(ROOT, "dev/aws/server.py"), "--port", str(self.ports["aws"]), "--seed", "demo"]
+        if self.aws_static:
+            aws_args.append("--static")
+        self._spawn("aws", aws_args)
+        wait_for("dev AWS", lambda: urllib.request.urlopen(self.url("aws") + "/_polo/stats", timeout=2).read(), 60)
+
+        with open(os.path.join(ROOT, "examples/local.yml")) as f:
+            cfg = f.read()
+        cfg = cfg.replace("http://127.0.0.1:8123", self.url("clickhouse")).replace("http://127.0.0.1:4566", self.url("aws"))
+        exporter_cfg = os.path.join(self.workdir, "polo-exporter.yml")
+        with open(exporter_cfg, "w") as f:
+            f.write(cfg)
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_EC2_METADATA_DISABLED="true")
+        binary = os.path.join(ROOT, "target", "debug", "polo-exporter")
+        self._spawn("exporter", [binary, "--config.file", exporter_cfg, "--web.listen-address", f"127.0.0.1:{self.ports['exporter']}"], env)
+        wait_for("exporter", lambda: urllib.request.urlopen(self.url("exporter") + "/healthz", timeout=2).read(), 30)
+
+        self.sink = Sink(os.path.join(self.workdir, "notifications.jsonl"), self.ports["sink"])
+        self._start_alertmanager()
+        self._start_prometheus()
+
+    def _start_prometheus(self):
+        prom_dir = os.path.join(self.workdir, "prometheus")
+        os.makedirs(os.path.join(prom_dir, "rules"), exist_ok=True)
+        with open(os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml")) as f:
+            rules = yaml.safe_load(f)
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = self.rule_for
+        with open(os.path.join(prom_dir, "rules/polo.rules.yml"), "w") as f:
+            yaml.safe_dump(rules, f, sort_keys=False)
+        with open(os.path.join(ROOT, "deploy/prometheus/prometheus.yml")) as f:
+            cfg = yaml.safe_load(f)
+        cfg["global"]["scrape_interval"] = self.interval
+        cfg["global"]["evaluation_interval"] = self.interval
+        cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{self.ports['alertmanager']}"]
+        job = cfg["scrape_configs"][0]
+        job["scrape_interval"] = self.interval
+        job["scrape_timeout"] = self.interval
+        job["static_configs"][0]["targets"] = [f"127.0.0.1:{self.ports['exporter']}"]
+        with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
+            yaml.safe_dump(cfg, f, sort_keys=False)
+        self._spawn("prometheus", [shutil.which("prometheus"), f"--config.file={prom_dir}/prometheus.yml",
+                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}"])
+        wait_for("Prometheus", lambda: urllib.request.urlopen(self.url("prometheus") + "/-/ready", timeout=2).read(), 60)
+
+    def _start_alertmanager(self):
+        am_dir = os.path.join(self.workdir, "alertmanager")
+        os.makedirs(am_dir, exist_ok=True)
+        with open(os.path.join(ROOT, "deploy/alertmanager/alertmanager.yml")) as f:
+            cfg = yaml.safe_load(f)
+        sink = self.url("sink")
+        cfg["receivers"] = [
+            r if r["name"] == "blackhole" else {"name": r["name"], "webhook_configs": [{"url": f"{sink}/{r['name']}", "send_resolved": True}]}
+            for r in cfg["receivers"]
+        ]
+        cfg["templates"] = [os.path.join(ROOT, "deploy/alertmanager/templates/*.tmpl")]
+        # At least two rule evaluations: an inhibiting alert that needs a recording rule fires one
+        # evaluation after the alert it silences (the shipped 30 s covers the default 15 s).
+        seconds = int(self.interval.rstrip("s"))
+        cfg["route"]["group_wait"] = f"{2 * seconds}s"
+        cfg["route"]["group_interval"] = f"{seconds}s"
+        with open(os.path.join(am_dir, "alertmanager.yml"), "w") as f:
+            yaml.safe_dump(cfg, f, sort_keys=False)
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        self._spawn("alertmanager", [binary, f"--config.file={am_dir}/alertmanager.yml", f"--storage.path={am_dir}/data",
+                                     f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}", "--cluster.listen-address="])
+        wait_for("Alertmanager", lambda: urllib.request.urlopen(self.url("alertmanager") + "/-/ready", timeout=2).read(), 60)
+
+    # --- queries --------------------------------------------------------------------------------
+    def query(self, expr):
+        q = urllib.parse.urlencode({"query": expr})
+        return get_json(f"{self.url('prometheus')}/api/v1/query?{q}")["data"]["result"]
+
+    def firing(self):
+        alerts = get_json(self.url("prometheus") + "/api/v1/alerts")["data"]["alerts"]
+        return [a for a in alerts if a["state"] == "firing"]
+
+    def am_alerts(self):
+        return get_json(self.url("alertmanager") + "/api/v2/alerts")
+
+    # --- teardown -------------------------------------------------------------------------------
+    def _stop(self, name):
+        proc = self.procs.pop(name, None)
+        if proc and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop(self):
+        for name in list(self.procs)[::-1]:
+            self._stop(name)
+        if self.sink:
+            self.sink.stop()
