@@ -6,24 +6,20 @@ its query API with the dashboard variables substituted."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stack"))
+from stack import free_port, wait_for  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$instance": ".*", "$job": ".*", "$collector": "config_ec2"}
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():
@@ -47,12 +43,7 @@ def main():
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w"))
         try:
             base = f"http://127.0.0.1:{port}/api/v1"
-            for _ in range(150):
-                try:
-                    urllib.request.urlopen(base + "/status/buildinfo", timeout=1)
-                    break
-                except Exception:  # noqa: BLE001 - not up yet
-                    time.sleep(0.2)
+            wait_for("Prometheus", lambda: urllib.request.urlopen(base + "/status/buildinfo", timeout=1).read(), 30)
             bad = []
             for expr in exprs:
                 q = expr

@@ -5,7 +5,6 @@ webhook nobody listens on), posts alerts and checks which ones it reports as inh
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,13 +13,11 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stack"))
+from stack import free_port, wait_for  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def alert(name, severity, **labels):
@@ -72,12 +69,7 @@ def main():
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "am.log"), "w"))
         try:
             base = f"http://127.0.0.1:{port}/api/v2"
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(base + "/status", timeout=1)
-                    break
-                except Exception:  # noqa: BLE001 - not up yet
-                    time.sleep(0.1)
+            wait_for("Alertmanager", lambda: urllib.request.urlopen(base + "/status", timeout=1).read(), 20)
             body = json.dumps([c[0] for c in CASES]).encode()
             urllib.request.urlopen(urllib.request.Request(base + "/alerts", data=body, method="POST", headers={"Content-Type": "application/json"}), timeout=5)
             time.sleep(0.5)

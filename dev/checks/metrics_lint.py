@@ -4,30 +4,19 @@ data, the exporter with examples/local.yml, /metrics fetched in the classic text
 only one promtool reads) after a few scrapes, so every family has samples."""
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stack"))
+from stack import free_port, wait_for  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def wait(url, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            return urllib.request.urlopen(url, timeout=2).read()
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer")
 
 
 def main():
@@ -40,8 +29,8 @@ def main():
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     exporter = None
     try:
-        wait(f"http://127.0.0.1:{ch_port}/ping", 120)
-        wait(f"http://127.0.0.1:{aws_port}/_polo/stats", 60)
+        wait_for("dev ClickHouse", lambda: urllib.request.urlopen(f"http://127.0.0.1:{ch_port}/ping", timeout=2).read(), 120)
+        wait_for("dev AWS", lambda: urllib.request.urlopen(f"http://127.0.0.1:{aws_port}/_polo/stats", timeout=2).read(), 60)
         with open(os.path.join(ROOT, "examples/local.yml")) as f:
             cfg = f.read().replace("http://127.0.0.1:8123", f"http://127.0.0.1:{ch_port}").replace("query_log_delay: 3s", "query_log_delay: 1s").replace("http://127.0.0.1:4566", f"http://127.0.0.1:{aws_port}")
         path = os.path.join(tmp, "exporter.yml")
@@ -50,7 +39,7 @@ def main():
         env = dict(os.environ, AWS_ACCESS_KEY_ID="lint", AWS_SECRET_ACCESS_KEY="lint", AWS_EC2_METADATA_DISABLED="true")
         exporter = subprocess.Popen([binary, "--config.file", path, "--web.listen-address", f"127.0.0.1:{port}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        wait(f"http://127.0.0.1:{port}/healthz", 20)
+        wait_for("exporter", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read(), 20)
         # Queries that are not the exporter's, so the latency histogram has samples.
         for _ in range(3):
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{ch_port}/", data=b"SELECT count() FROM polo.collector_runs"), timeout=10).read()
