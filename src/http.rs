@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::framework::Exporter;
 use crate::metrics;
+use crate::web::WebSecurity;
 
 /// Paths of the status API; the design spec writes both.
 pub const STATUS_PATHS: [&str; 2] = ["/api/v1/system/status", "/api/system/status"];
@@ -36,15 +37,36 @@ pub struct WebConfig {
 pub struct App {
     exporter: Exporter,
     web: WebConfig,
+    security: WebSecurity,
     in_flight: Semaphore,
 }
 
 impl App {
-    pub fn new(exporter: Exporter, web: WebConfig) -> Arc<Self> {
-        Arc::new(Self { exporter, web, in_flight: Semaphore::new(MAX_IN_FLIGHT) })
+    pub fn new(exporter: Exporter, web: WebConfig, security: WebSecurity) -> Arc<Self> {
+        Arc::new(Self { exporter, web, security, in_flight: Semaphore::new(MAX_IN_FLIGHT) })
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let mut resp = if self.security.requires_auth()
+            && !self
+                .security
+                .authorized(req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+                .await
+        {
+            let mut resp = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            resp.headers_mut()
+                .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"polo-exporter\""));
+            resp
+        } else {
+            self.route(req).await
+        };
+        for (name, value) in &self.security.headers {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path();
         let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
         let known = path == "/"
@@ -148,8 +170,10 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Accepts connections until `shutdown` resolves.
+/// Accepts connections until `shutdown` resolves; with TLS configured, each connection is
+/// served after its handshake (bounded like the header read).
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let tls = app.security.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -164,20 +188,35 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             () = &mut shutdown => break,
         };
         let app = Arc::clone(&app);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = conn.await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            match tls {
+                None => serve_connection(stream, app, peer).await,
+                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer).await,
+                    Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
         });
+    }
+}
+
+async fn serve_connection<S>(io: S, app: Arc<App>, peer: std::net::SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, Infallible>(app.handle(req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(err) = conn.await {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
 }
 

@@ -8,3 +8,4 @@ pub mod http;
 pub mod metrics;
 pub mod sources;
 pub mod status;
+pub mod web;

@@ -8,6 +8,7 @@ use polo_exporter::config::{duration, Config};
 use polo_exporter::framework::Exporter;
 use polo_exporter::http::{self, App, WebConfig};
 use polo_exporter::sources;
+use polo_exporter::web::WebSecurity;
 use tracing_subscriber::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,6 +38,9 @@ struct Args {
     /// Address to listen on, `[host]:port`.
     #[arg(long = "web.listen-address", default_value = ":9820")]
     listen_address: String,
+    /// Path to an exporter-toolkit web configuration (TLS, basic auth, response headers).
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics")]
     telemetry_path: String,
@@ -58,13 +62,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.config_check {
-        return match Config::load(&args.config_file) {
-            Ok(_) => {
+        let web = args.web_config_file.as_deref().map(WebSecurity::load).transpose();
+        return match (Config::load(&args.config_file), web) {
+            (Ok(_), Ok(_)) => {
                 println!("config OK: {}", args.config_file.display());
                 ExitCode::SUCCESS
             }
-            Err(err) => {
-                eprintln!("{}", error_chain(&err));
+            (config, web) => {
+                for err in [config.err(), web.err()].into_iter().flatten() {
+                    eprintln!("{}", error_chain(&err));
+                }
                 ExitCode::FAILURE
             }
         };
@@ -82,6 +89,10 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config_file).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let security = match &args.web_config_file {
+        Some(path) => WebSecurity::load(path).map_err(|e| anyhow::anyhow!(error_chain(&e)))?,
+        None => WebSecurity::open(),
+    };
     if !args.telemetry_path.starts_with('/')
         || polo_exporter::http::STATUS_PATHS.contains(&args.telemetry_path.as_str())
     {
@@ -98,11 +109,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         address = %listener.local_addr()?,
         telemetry_path = %args.telemetry_path,
         sources = %exporter.source_names().join(","),
+        tls = security.tls.is_some(),
+        basic_auth = security.requires_auth(),
         "listening"
     );
     let app = App::new(
         exporter,
         WebConfig { telemetry_path: args.telemetry_path, scrape_timeout_offset: args.scrape_timeout_offset },
+        security,
     );
     http::serve(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");

@@ -200,7 +200,8 @@ impl Config {
     }
 }
 
-fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+/// Parses strict YAML into `T`; errors name the file, the key path and the line.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = err.path().to_string();
@@ -533,7 +534,7 @@ pub fn is_identifier(name: &str) -> bool {
 
 /// Best-effort line (1-based) of a dotted key path in YAML block style, for validation errors
 /// that arise after parsing. Walks the path segment by segment, each deeper than the last.
-fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
+pub(crate) fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
     let mut line_no = 0usize;
     let mut min_indent = 0usize;
     let lines: Vec<&str> = text.lines().collect();

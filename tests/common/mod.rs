@@ -195,6 +195,12 @@ impl Exporter {
     }
 
     pub fn start_env(config_yaml: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with(config_yaml, env, &[])
+    }
+
+    /// With extra command-line arguments (e.g. `--web.config.file`); ready when `/healthz`
+    /// answers anything over plain HTTP or the port accepts connections (TLS).
+    pub fn start_with(config_yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("polo-exporter.yml");
         std::fs::write(&config, config_yaml).unwrap();
@@ -221,13 +227,18 @@ impl Exporter {
             .arg("--config.file")
             .arg(&config)
             .args(["--web.listen-address", &format!("127.0.0.1:{port}"), "--log.level", "debug"])
+            .args(args)
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start exporter");
         let exporter = Self { port, child, dir };
-        wait_until("exporter", Duration::from_secs(20), || answers(port, "/healthz"));
+        if args.is_empty() {
+            wait_until("exporter", Duration::from_secs(20), || answers(port, "/healthz"));
+        } else {
+            wait_until("exporter", Duration::from_secs(20), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        }
         exporter
     }
 

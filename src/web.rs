@@ -1,0 +1,189 @@
+//! `--web.config.file`: the Prometheus exporter-toolkit web configuration (TLS, basic auth,
+//! response headers), parsed strictly and validated at start.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use hyper::header::{HeaderName, HeaderValue};
+use serde::Deserialize;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{line_of_key, parse, ConfigError};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    /// Serve HTTPS with this certificate and key.
+    #[serde(default)]
+    tls_server_config: Option<RawTls>,
+    /// user → bcrypt hash; when set, every request needs HTTP basic auth.
+    #[serde(default)]
+    basic_auth_users: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    http_server_config: Option<RawHttpServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    /// `NoClientCert` (default) or `RequireAndVerifyClientCert` (needs client_ca_file).
+    #[serde(default)]
+    client_auth_type: Option<String>,
+    #[serde(default)]
+    client_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpServer {
+    /// Headers added to every response (e.g. Strict-Transport-Security).
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// The validated web configuration.
+pub struct WebSecurity {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    users: BTreeMap<String, String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Credentials already verified (keyed hashes), so bcrypt runs once per user and password.
+    verified: Mutex<HashSet<u64>>,
+    hasher: RandomState,
+}
+
+impl WebSecurity {
+    /// No TLS, no authentication, no extra headers.
+    pub fn open() -> Self {
+        Self {
+            tls: None,
+            users: BTreeMap::new(),
+            headers: Vec::new(),
+            verified: Mutex::default(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let raw: RawWebConfig = parse(&text, path)?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: line_of_key(&text, key),
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tls = raw.tls_server_config.map(|t| tls_config(t, base, &invalid)).transpose()?;
+        let users = raw.basic_auth_users.unwrap_or_default();
+        for (user, hash) in &users {
+            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) || user.contains(':')
+            {
+                return Err(invalid(
+                    &format!("basic_auth_users.{user}"),
+                    "must be a bcrypt hash ($2a$/$2b$/$2y$) of a user without ':'".into(),
+                ));
+            }
+        }
+        let mut headers = Vec::new();
+        for (name, value) in raw.http_server_config.map(|h| h.headers).unwrap_or_default() {
+            let key = format!("http_server_config.headers.{name}");
+            let n =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(&key, "is not a header name".into()))?;
+            let v = HeaderValue::from_str(&value).map_err(|_| invalid(&key, "is not a valid header value".into()))?;
+            headers.push((n, v));
+        }
+        Ok(Self { tls, users, headers, verified: Mutex::default(), hasher: RandomState::new() })
+    }
+
+    pub fn requires_auth(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Checks an `Authorization` header value against the users; bcrypt runs off the async threads.
+    pub async fn authorized(&self, header: Option<&str>) -> bool {
+        let Some((user, password)) = header
+            .and_then(|h| h.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        else {
+            return false;
+        };
+        let Some(hash) = self.users.get(&user).cloned() else { return false };
+        let key = self.hasher.hash_one((&user, &password, &hash));
+        if self.verified.lock().expect("auth cache poisoned").contains(&key) {
+            return true;
+        }
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
+        if ok {
+            self.verified.lock().expect("auth cache poisoned").insert(key);
+        }
+        ok
+    }
+}
+
+fn tls_config(
+    raw: RawTls,
+    base: &Path,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+    let resolve = |p: &Path| if p.is_relative() { base.join(p) } else { p.to_path_buf() };
+    let cert_file = resolve(&raw.cert_file);
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&cert_file).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
+            invalid(
+                "tls_server_config.cert_file",
+                format!("cannot read certificates from {}: {e}", cert_file.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(invalid("tls_server_config.cert_file", format!("{} holds no certificate", cert_file.display())));
+    }
+    let key_file = resolve(&raw.key_file);
+    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+        invalid("tls_server_config.key_file", format!("cannot read a private key from {}: {e}", key_file.display()))
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("tls_server_config", e.to_string()))?;
+    let builder = match raw.client_auth_type.as_deref().unwrap_or("NoClientCert") {
+        "NoClientCert" => builder.with_no_client_auth(),
+        "RequireAndVerifyClientCert" => {
+            let ca_path = raw.client_ca_file.as_deref().map(resolve).ok_or_else(|| {
+                invalid("tls_server_config.client_ca_file", "is required with RequireAndVerifyClientCert".into())
+            })?;
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(&ca_path).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(
+                |e| invalid("tls_server_config.client_ca_file", format!("cannot read {}: {e}", ca_path.display())),
+            )? {
+                roots.add(ca).map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        other => {
+            return Err(invalid(
+                "tls_server_config.client_auth_type",
+                format!("{other:?} is not supported (NoClientCert, RequireAndVerifyClientCert)"),
+            ))
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("tls_server_config.key_file", format!("does not match the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
