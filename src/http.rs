@@ -95,12 +95,13 @@ impl App {
                 let scrape = self.exporter.scrape(deadline).await;
                 if path == self.web.telemetry_path {
                     let families = scrape.families();
-                    let text = metrics::encode(families.clone());
+                    let counters = metrics::counter_names(&families);
+                    let text = metrics::encode(families);
                     if wants_prometheus_text(&req) {
                         respond(
                             StatusCode::OK,
                             metrics::PROMETHEUS_TEXT_CONTENT_TYPE,
-                            metrics::to_prometheus_text(&text, &families),
+                            metrics::to_prometheus_text(&text, &counters),
                         )
                     } else {
                         respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, text)

@@ -121,15 +121,20 @@ pub fn encode(families: Vec<MetricFamily>) -> String {
     out
 }
 
+/// Names of the counter families of a snapshot (what [`to_prometheus_text`] needs to know).
+pub type CounterNames = std::collections::HashSet<&'static str>;
+
+pub fn counter_names(families: &[MetricFamily]) -> CounterNames {
+    families.iter().filter(|f| f.kind == Kind::Counter).map(|f| f.name).collect()
+}
+
 /// Content type of [`to_prometheus_text`]'s output.
 pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Rewrites [`encode`]'s OpenMetrics output as the classic Prometheus text format (0.0.4), for
 /// clients that ask for it (`promtool check metrics`, older scrapers): counter families are
 /// named with their `_total` samples, and `# EOF` / `# UNIT` go.
-pub fn to_prometheus_text(openmetrics: &str, families: &[MetricFamily]) -> String {
-    let counters: std::collections::HashSet<&str> =
-        families.iter().filter(|f| f.kind == Kind::Counter).map(|f| f.name).collect();
+pub fn to_prometheus_text(openmetrics: &str, counters: &CounterNames) -> String {
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
@@ -201,7 +206,7 @@ mod tests {
             MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
             MetricFamily::gauge("polo_up", "Up.").with(vec![], 1.0),
         ];
-        let text = to_prometheus_text(&encode(families.clone()), &families);
+        let text = to_prometheus_text(&encode(families.clone()), &counter_names(&families));
         assert!(text.contains("# HELP polo_runs_total Runs.\n# TYPE polo_runs_total counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
         assert!(text.contains("# TYPE polo_up gauge\n"), "{text}");
         assert!(!text.contains("# EOF"));
