@@ -251,3 +251,19 @@ fn iam_policy_matches_the_calls_made() {
         assert!(!code.contains(forbidden), "{forbidden} must never be called");
     }
 }
+
+/// With `aws.role_arn`, the exporter assumes the role through STS (at the same endpoint) and
+/// reads SQS with the role's credentials.
+#[test]
+fn assumes_the_configured_role() {
+    let aws = DevAws::start(&["--seed", "empty"]);
+    let url = aws.create_queue("role-q", None);
+    aws.send(&url, 2, 0);
+    let extra = "  role_arn: arn:aws:iam::123456789012:role/polo-exporter\n  external_id: polo-test\nsqs:\n  queues:\n    - name: role-q\n";
+    // config() ends inside the `aws:` section, so the role keys continue it.
+    let cfg = config(&aws, extra);
+    let exporter = Exporter::start_env(&cfg, &AWS_TEST_ENV);
+    let m = exporter.scrape();
+    assert_eq!(visible(&m, "role-q"), Some(2.0), "{}", exporter.log());
+    assert_eq!(aws.calls("sts:AssumeRole"), 1, "one AssumeRole, credentials cached");
+}

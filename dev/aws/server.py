@@ -106,6 +106,8 @@ class Front:
             return self.control(req)(environ, start_response)
         if req.path.startswith(CBOR_PREFIX):
             return self.cloudwatch(req.path[len(CBOR_PREFIX):], body)(environ, start_response)
+        if req.path == "/" and b"Action=AssumeRole" in body:
+            self.count("sts:AssumeRole")
         target = req.headers.get("X-Amz-Target", "")
         if target.startswith("AmazonSQS."):
             operation = target.split(".", 1)[1]
