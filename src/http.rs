@@ -96,7 +96,7 @@ impl App {
                 if path == self.web.telemetry_path {
                     let families = scrape.families();
                     let counters = metrics::counter_names(&families);
-                    let text = metrics::encode(families);
+                    let text = metrics::encode_sets(families);
                     if wants_prometheus_text(&req) {
                         respond(
                             StatusCode::OK,

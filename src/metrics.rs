@@ -75,8 +75,17 @@ impl MetricFamily {
     }
 }
 
-#[derive(Debug)]
-struct Snapshot(Vec<MetricFamily>);
+/// Families shared rather than copied: a source's cached output, the self-metrics of a scrape.
+pub type FamilySet = std::sync::Arc<dyn AsRef<[MetricFamily]> + Send + Sync>;
+
+/// One scrape's families, encoded in place: nothing is copied out of the sources' outputs.
+struct Snapshot(Vec<FamilySet>);
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "Snapshot({} family sets)", self.0.len())
+    }
+}
 
 fn encode_value(encoder: &mut MetricEncoder, value: &Value) -> Result<(), std::fmt::Error> {
     use prometheus_client::encoding::NoLabelSet;
@@ -89,7 +98,7 @@ fn encode_value(encoder: &mut MetricEncoder, value: &Value) -> Result<(), std::f
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for family in &self.0 {
+        for family in self.0.iter().flat_map(|set| (**set).as_ref()) {
             let metric_type = match family.kind {
                 Kind::Gauge => MetricType::Gauge,
                 Kind::Counter => MetricType::Counter,
@@ -114,8 +123,13 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 
 /// Encodes families as OpenMetrics text, `# EOF` included.
 pub fn encode(families: Vec<MetricFamily>) -> String {
+    encode_sets(vec![std::sync::Arc::new(families)])
+}
+
+/// Encodes several family sets, in order, as one OpenMetrics text.
+pub fn encode_sets(sets: Vec<FamilySet>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot(families)));
+    registry.register_collector(Box::new(Snapshot(sets)));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
     out
@@ -124,8 +138,8 @@ pub fn encode(families: Vec<MetricFamily>) -> String {
 /// Names of the counter families of a snapshot (what [`to_prometheus_text`] needs to know).
 pub type CounterNames = std::collections::HashSet<&'static str>;
 
-pub fn counter_names(families: &[MetricFamily]) -> CounterNames {
-    families.iter().filter(|f| f.kind == Kind::Counter).map(|f| f.name).collect()
+pub fn counter_names(sets: &[FamilySet]) -> CounterNames {
+    sets.iter().flat_map(|set| (**set).as_ref()).filter(|f| f.kind == Kind::Counter).map(|f| f.name).collect()
 }
 
 /// Content type of [`to_prometheus_text`]'s output.
@@ -156,19 +170,6 @@ pub fn to_prometheus_text(openmetrics: &str, counters: &CounterNames) -> String 
             }
         }
     }
-    out
-}
-
-/// Formats a label set for log lines and tests: `{a="x",b="y"}`.
-pub fn format_labels(labels: &Labels) -> String {
-    let mut out = String::from("{");
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{k}={v:?}");
-    }
-    out.push('}');
     out
 }
 
@@ -206,7 +207,8 @@ mod tests {
             MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
             MetricFamily::gauge("polo_up", "Up.").with(vec![], 1.0),
         ];
-        let text = to_prometheus_text(&encode(families.clone()), &counter_names(&families));
+        let sets: Vec<FamilySet> = vec![std::sync::Arc::new(families)];
+        let text = to_prometheus_text(&encode_sets(sets.clone()), &counter_names(&sets));
         assert!(text.contains("# HELP polo_runs_total Runs.\n# TYPE polo_runs_total counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
         assert!(text.contains("# TYPE polo_up gauge\n"), "{text}");
         assert!(!text.contains("# EOF"));

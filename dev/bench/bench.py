@@ -11,7 +11,6 @@ the exporter's memory (VmRSS / VmHWM).
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,25 +19,14 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KEYS = 480  # 8 collectors x 20 accounts x 3 regions
-DAY_MS = 86_400_000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "dev", "stack"))
+from stack import free_port, wait_for  # noqa: E402
 
 
 def wait_http(url, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer")
+    wait_for(url, lambda: urllib.request.urlopen(url, timeout=2).read(), timeout)
+KEYS = 480  # 8 collectors x 20 accounts x 3 regions
+DAY_MS = 86_400_000
 
 
 def sql(port, text):

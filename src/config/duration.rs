@@ -10,12 +10,6 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PromDuration(pub Duration);
 
-impl PromDuration {
-    pub fn as_duration(self) -> Duration {
-        self.0
-    }
-}
-
 /// Parses `1h30m`-style durations. Units: ms, s, m, h, d, w, y (365d), largest first, each once.
 pub fn parse(text: &str) -> Result<Duration, String> {
     const UNITS: [(&str, u64); 7] = [

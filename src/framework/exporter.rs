@@ -6,7 +6,7 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::{Backend, SourceRunner, SourceView};
-use crate::metrics::MetricFamily;
+use crate::metrics::{FamilySet, MetricFamily};
 
 pub struct Exporter {
     runners: Vec<Arc<SourceRunner>>,
@@ -38,8 +38,8 @@ impl Exporter {
 }
 
 impl Scrape {
-    /// Self-metrics first, then every served source's families.
-    pub fn families(&self) -> Vec<MetricFamily> {
+    /// Self-metrics first, then every served source's families (shared, not copied).
+    pub fn families(&self) -> Vec<FamilySet> {
         let mut up = MetricFamily::gauge(
             "polo_exporter_source_up",
             "1 if the latest attempt of the source succeeded, 0 if it failed or none finished yet.",
@@ -82,10 +82,11 @@ impl Scrape {
             "Always 1; labels give the exporter's version and source revision.",
         )
         .with(vec![("version", self.version.to_string()), ("revision", self.revision.to_string())], 1.0);
-        let mut families = vec![up, duration, last_success, errors, read_rows, build_info];
+        let own: FamilySet = Arc::new(vec![up, duration, last_success, errors, read_rows, build_info]);
+        let mut families = vec![own];
         for view in &self.views {
             if let Some(output) = &view.output {
-                families.extend(output.families.iter().cloned());
+                families.push(Arc::clone(output) as FamilySet);
             }
         }
         families

@@ -92,6 +92,12 @@ pub struct SourceOutput {
     pub partial_errors: Vec<SourceError>,
 }
 
+impl AsRef<[MetricFamily]> for SourceOutput {
+    fn as_ref(&self) -> &[MetricFamily] {
+        &self.families
+    }
+}
+
 /// Which backend a source reads; decides the backend-specific self-metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
