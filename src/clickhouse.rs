@@ -187,9 +187,20 @@ mod tests {
         );
         assert_eq!(classify(&E::BadResponse("Code: 159. DB::Exception: Timeout exceeded".into())), ErrorKind::Timeout);
         assert_eq!(classify(&E::BadResponse("bad gateway".into())), ErrorKind::Query);
-        assert_eq!(classify(&E::BadResponse("Code: 164. DB::Exception: Cannot modify setting in readonly mode".into())), ErrorKind::Auth);
-        assert_eq!(classify(&E::BadResponse("Code: 452. DB::Exception: Setting max_execution_time should not be greater than 5".into())), ErrorKind::Auth);
-        assert_eq!(classify(&E::BadResponse("Code: 158. DB::Exception: Limit for rows exceeded".into())), ErrorKind::Limit);
+        assert_eq!(
+            classify(&E::BadResponse("Code: 164. DB::Exception: Cannot modify setting in readonly mode".into())),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify(&E::BadResponse(
+                "Code: 452. DB::Exception: Setting max_execution_time should not be greater than 5".into()
+            )),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify(&E::BadResponse("Code: 158. DB::Exception: Limit for rows exceeded".into())),
+            ErrorKind::Limit
+        );
         assert_eq!(classify(&E::NotEnoughData), ErrorKind::Decode);
     }
 

@@ -109,7 +109,13 @@ impl MetricFamily {
     }
 
     /// Adds one histogram series; `buckets` as in [`Value::Histogram`].
-    pub fn push_histogram<const N: usize>(&mut self, values: [String; N], sum: f64, count: u64, buckets: Vec<(f64, u64)>) {
+    pub fn push_histogram<const N: usize>(
+        &mut self,
+        values: [String; N],
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    ) {
         if self.def.kind != Kind::Histogram {
             debug_assert!(false, "{}: only a histogram family takes push_histogram", self.def.name);
             return;

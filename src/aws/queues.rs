@@ -228,14 +228,21 @@ async fn pair_dead_letters(
             None => {
                 let Some(client) = clients.get(&region) else { continue };
                 let owner = owners.get(&(region.clone(), name.clone())).cloned();
-                let url = match client.get_queue_url().queue_name(&name).set_queue_owner_aws_account_id(owner).send().await {
-                    Ok(out) => out.queue_url().unwrap_or_default().to_string(),
-                    Err(err) => {
-                        errors.push(super::error(format!("GetQueueUrl {name} in {region}"), err));
-                        continue;
-                    }
+                let url =
+                    match client.get_queue_url().queue_name(&name).set_queue_owner_aws_account_id(owner).send().await {
+                        Ok(out) => out.queue_url().unwrap_or_default().to_string(),
+                        Err(err) => {
+                            errors.push(super::error(format!("GetQueueUrl {name} in {region}"), err));
+                            continue;
+                        }
+                    };
+                let q = QueueRef {
+                    name: name.clone(),
+                    region: region.clone(),
+                    url: url.clone(),
+                    dead_letter: true,
+                    source_queues: vec![],
                 };
-                let q = QueueRef { name: name.clone(), region: region.clone(), url: url.clone(), dead_letter: true, source_queues: vec![] };
                 read.insert(url.clone(), attributes(client, &q).await);
                 queues.insert(url.clone(), q);
                 url
@@ -254,10 +261,9 @@ async fn pair_dead_letters(
                     out.queue_urls().iter().filter_map(|u| u.rsplit('/').next()).map(str::to_string).collect();
                 q.source_queues.sort();
             }
-            Err(err) => errors.push(super::error(
-                format!("ListDeadLetterSourceQueues {} in {}", q.name, q.region),
-                err,
-            )),
+            Err(err) => {
+                errors.push(super::error(format!("ListDeadLetterSourceQueues {} in {}", q.name, q.region), err))
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use raw::{RawCommon, RawSection};
 use raw::RawConfig;
+pub use raw::{RawCommon, RawSection};
 
 use crate::sources::SourcesConfig;
 
@@ -251,10 +251,8 @@ impl Validator<'_> {
         ];
         if set.iter().filter(|(_, s)| *s).count() > 1 {
             let second = set.iter().filter(|(_, s)| *s).nth(1).map(|(k, _)| *k).unwrap_or("password");
-            return Err(self.invalid(
-                &format!("clickhouse.{second}"),
-                "set at most one of password, password_file, password_env",
-            ));
+            return Err(self
+                .invalid(&format!("clickhouse.{second}"), "set at most one of password, password_file, password_env"));
         }
         let password = if let Some(file) = raw.password_file {
             let file = if file.is_relative() { self.path.parent().unwrap_or(Path::new(".")).join(file) } else { file };
@@ -263,11 +261,9 @@ impl Validator<'_> {
             })?;
             Secret(text.trim_end_matches(['\n', '\r']).to_string())
         } else if let Some(var) = raw.password_env {
-            Secret(
-                (self.env)(&var).ok_or_else(|| {
-                    self.invalid("clickhouse.password_env", format!("environment variable {var} is not set"))
-                })?,
-            )
+            Secret((self.env)(&var).ok_or_else(|| {
+                self.invalid("clickhouse.password_env", format!("environment variable {var} is not set"))
+            })?)
         } else {
             Secret(raw.password.unwrap_or_default())
         };
@@ -278,12 +274,15 @@ impl Validator<'_> {
                 format!("{database:?} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"),
             ));
         }
-        let timeout = self.duration("clickhouse.timeout", raw.timeout, DEFAULT_CLICKHOUSE_TIMEOUT, SOURCE_TIMEOUT_BOUNDS)?;
+        let timeout =
+            self.duration("clickhouse.timeout", raw.timeout, DEFAULT_CLICKHOUSE_TIMEOUT, SOURCE_TIMEOUT_BOUNDS)?;
         if let Some(cluster) = &raw.cluster {
             let ok = !cluster.is_empty()
                 && cluster.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             if !ok {
-                return Err(self.invalid("clickhouse.cluster", format!("{cluster:?} is not a cluster name ([A-Za-z0-9_.-]+)")));
+                return Err(
+                    self.invalid("clickhouse.cluster", format!("{cluster:?} is not a cluster name ([A-Za-z0-9_.-]+)"))
+                );
             }
         }
         Ok(ClickHouseConfig {
@@ -378,7 +377,8 @@ pub(crate) fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
             Some(l) if same_line => l,
             Some(l) => l + 1,
         };
-        let found = flow.or_else(|| (start..lines.len()).find(|&l| indent(lines[l]) >= min_indent && is_key(lines[l], name)));
+        let found =
+            flow.or_else(|| (start..lines.len()).find(|&l| indent(lines[l]) >= min_indent && is_key(lines[l], name)));
         let Some(hit) = found else { return at.map(|l| l + 1) };
         at = Some(hit);
         min_indent = indent(lines[hit]) + 1;
@@ -386,7 +386,11 @@ pub(crate) fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
         if let Some(index) = index {
             let key_indent = indent(lines[hit]);
             let item = (hit + 1..lines.len())
-                .take_while(|&l| lines[l].trim().is_empty() || indent(lines[l]) > key_indent || lines[l].trim_start().starts_with("- "))
+                .take_while(|&l| {
+                    lines[l].trim().is_empty()
+                        || indent(lines[l]) > key_indent
+                        || lines[l].trim_start().starts_with("- ")
+                })
                 .filter(|&l| lines[l].trim_start().starts_with("- ") && indent(lines[l]) >= key_indent)
                 .nth(index);
             if let Some(item) = item {

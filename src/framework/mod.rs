@@ -120,11 +120,8 @@ static CLICKHOUSE_READ_ROWS: Def = Def::counter(
     "Rows ClickHouse reported reading for the source's queries (X-ClickHouse-Summary read_rows).",
     &["source"],
 );
-static AWS_REQUESTS: Def = Def::counter(
-    "polo_exporter_aws_requests",
-    "AWS API requests the source sent, retries included.",
-    &["source"],
-);
+static AWS_REQUESTS: Def =
+    Def::counter("polo_exporter_aws_requests", "AWS API requests the source sent, retries included.", &["source"]);
 static CLOUDWATCH_METRICS_REQUESTED: Def = Def::counter(
     "polo_exporter_cloudwatch_metrics_requested",
     "Metrics the source requested from CloudWatch GetMetricData (what CloudWatch bills, about $0.01 per 1,000).",

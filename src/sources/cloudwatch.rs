@@ -118,17 +118,28 @@ impl SourceKind for CloudWatch {
 
     fn validate(raw: RawCloudWatch, v: &Validator, shared: &Shared) -> Result<CloudWatchConfig, ConfigError> {
         let key = |k: &str| format!("sources.cloudwatch.{k}");
-        let period = v.duration(&key("period"), raw.period, DEFAULT_PERIOD, (Duration::from_secs(60), Duration::from_secs(86_400)))?;
+        let period = v.duration(
+            &key("period"),
+            raw.period,
+            DEFAULT_PERIOD,
+            (Duration::from_secs(60), Duration::from_secs(86_400)),
+        )?;
         if !period.as_secs().is_multiple_of(60) || period.subsec_nanos() != 0 {
             return Err(v.invalid(&key("period"), "must be a whole number of minutes"));
         }
-        let delay = v.duration(&key("delay"), raw.delay, DEFAULT_DELAY, (Duration::ZERO, Duration::from_secs(86_400)))?;
+        let delay =
+            v.duration(&key("delay"), raw.delay, DEFAULT_DELAY, (Duration::ZERO, Duration::from_secs(86_400)))?;
         let region = raw.region.unwrap_or_else(|| shared.aws.region.clone());
         if !is_region(&region) {
             return Err(v.invalid(&key("region"), format!("{region:?} is not an AWS region name")));
         }
-        if raw.lambda_functions.len() > MAX_FUNCTIONS || raw.lambda_functions.iter().any(|f| f.is_empty() || f.len() > 170) {
-            return Err(v.invalid(&key("lambda_functions"), format!("must list at most {MAX_FUNCTIONS} function names of 1 to 170 characters")));
+        if raw.lambda_functions.len() > MAX_FUNCTIONS
+            || raw.lambda_functions.iter().any(|f| f.is_empty() || f.len() > 170)
+        {
+            return Err(v.invalid(
+                &key("lambda_functions"),
+                format!("must list at most {MAX_FUNCTIONS} function names of 1 to 170 characters"),
+            ));
         }
         let queues = queues::validate(raw.queues, &key("queues"), v, false)?;
         if queues.is_empty() && raw.lambda_functions.is_empty() {
@@ -151,7 +162,12 @@ impl SourceKind for CloudWatch {
     }
 
     fn build(config: &CloudWatchConfig, settings: &SourceSettings) -> Arc<dyn Source> {
-        Arc::new(Self { cfg: config.clone(), timeout: settings.timeout, sqs: OnceCell::new(), clients: OnceCell::new() })
+        Arc::new(Self {
+            cfg: config.clone(),
+            timeout: settings.timeout,
+            sqs: OnceCell::new(),
+            clients: OnceCell::new(),
+        })
     }
 }
 
@@ -398,10 +414,7 @@ mod tests {
                 "q1".to_string(),
                 Target { family: &LAMBDA_DURATION_P95, labels: vec!["f".into(), "r".into()], scale: 0.001 },
             ),
-            (
-                "q2".to_string(),
-                Target { family: &LAMBDA_ERRORS, labels: vec!["f".into(), "r".into()], scale: 1.0 },
-            ),
+            ("q2".to_string(), Target { family: &LAMBDA_ERRORS, labels: vec!["f".into(), "r".into()], scale: 1.0 }),
         ];
         let values = HashMap::from([("q1".to_string(), 850.0)]);
         let f = families(&targets, &values);

@@ -438,6 +438,11 @@ impl DevAws {
     }
 
     /// Calls per operation the emulator has served (e.g. "cloudwatch:GetMetricData").
+    /// Forgets the calls counted so far (the seeding's own included).
+    pub fn reset_calls(&self) {
+        assert_eq!(http(self.port, "GET", "/_polo/stats/reset", &[], "").status, 200);
+    }
+
     pub fn calls(&self, operation: &str) -> u64 {
         let stats: serde_json::Value =
             serde_json::from_str(&http(self.port, "GET", "/_polo/stats", &[], "").body).unwrap();

@@ -25,10 +25,7 @@ impl Source for Scripted {
         if call >= self.fail_from_call {
             return Err(SourceError::new(ErrorKind::Query, "scripted failure"));
         }
-        Ok(SourceOutput {
-            families: vec![TEST.family().with([], f64::from(call))],
-            ..SourceOutput::default()
-        })
+        Ok(SourceOutput { families: vec![TEST.family().with([], f64::from(call))], ..SourceOutput::default() })
     }
 }
 

@@ -78,7 +78,11 @@ impl SourceKind for ClickHouseSystem {
     type Raw = RawClickHouseSystem;
     type Config = ClickHouseSystemConfig;
 
-    fn validate(raw: RawClickHouseSystem, v: &Validator, shared: &Shared) -> Result<ClickHouseSystemConfig, ConfigError> {
+    fn validate(
+        raw: RawClickHouseSystem,
+        v: &Validator,
+        shared: &Shared,
+    ) -> Result<ClickHouseSystemConfig, ConfigError> {
         let key = |k: &str| format!("sources.clickhouse_system.{k}");
         let databases = raw.databases.unwrap_or_else(|| DEFAULT_DATABASES.map(String::from).to_vec());
         if let Some(bad) = databases.iter().find(|d| !is_identifier(d)) {
@@ -86,7 +90,11 @@ impl SourceKind for ClickHouseSystem {
         }
         let buckets = raw.query_duration_buckets.unwrap_or_else(|| DEFAULT_QUERY_DURATION_BUCKETS.to_vec());
         let increasing = buckets.windows(2).all(|w| w[0] < w[1]);
-        if buckets.is_empty() || buckets.len() > 100 || !increasing || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0) {
+        if buckets.is_empty()
+            || buckets.len() > 100
+            || !increasing
+            || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
+        {
             return Err(v.invalid(
                 &key("query_duration_buckets"),
                 "must be a strictly increasing list of 1 to 100 positive seconds (+Inf is implied)",
@@ -101,7 +109,12 @@ impl SourceKind for ClickHouseSystem {
             clickhouse: shared.clickhouse(v, Self::NAME)?,
             databases,
             query_log: raw.query_log.unwrap_or(true),
-            query_log_delay: v.duration(&key("query_log_delay"), raw.query_log_delay, DEFAULT_QUERY_LOG_DELAY, (Duration::ZERO, hour))?,
+            query_log_delay: v.duration(
+                &key("query_log_delay"),
+                raw.query_log_delay,
+                DEFAULT_QUERY_LOG_DELAY,
+                (Duration::ZERO, hour),
+            )?,
             query_log_max_catchup: v.duration(
                 &key("query_log_max_catchup"),
                 raw.query_log_max_catchup,

@@ -181,10 +181,16 @@ pub fn quantile(bounds: &[f64], buckets: &[u64], q: f64) -> Option<f64> {
     bounds.last().copied()
 }
 
-pub static DISK_FREE: Def =
-    Def::gauge("polo_clickhouse_disk_free_bytes", "Free space on the disk (system.disks free_space).", &["replica", "disk"]);
-pub static DISK_TOTAL: Def =
-    Def::gauge("polo_clickhouse_disk_total_bytes", "Size of the disk (system.disks total_space).", &["replica", "disk"]);
+pub static DISK_FREE: Def = Def::gauge(
+    "polo_clickhouse_disk_free_bytes",
+    "Free space on the disk (system.disks free_space).",
+    &["replica", "disk"],
+);
+pub static DISK_TOTAL: Def = Def::gauge(
+    "polo_clickhouse_disk_total_bytes",
+    "Size of the disk (system.disks total_space).",
+    &["replica", "disk"],
+);
 pub static DISK_UNRESERVED: Def = Def::gauge(
     "polo_clickhouse_disk_unreserved_bytes",
     "Free space not reserved by merges and fetches (system.disks unreserved_space).",
@@ -216,8 +222,11 @@ pub static LONGEST_QUERY: Def = Def::gauge(
     &["replica"],
 );
 const TABLE: &[&str] = &["replica", "database", "table"];
-pub static TABLE_BYTES: Def =
-    Def::gauge("polo_clickhouse_table_bytes_on_disk", "Bytes on disk of the table's active parts (system.parts).", TABLE);
+pub static TABLE_BYTES: Def = Def::gauge(
+    "polo_clickhouse_table_bytes_on_disk",
+    "Bytes on disk of the table's active parts (system.parts).",
+    TABLE,
+);
 pub static TABLE_ROWS: Def =
     Def::gauge("polo_clickhouse_table_rows", "Rows in the table's active parts (system.parts).", TABLE);
 pub static TABLE_PARTS: Def =
@@ -312,7 +321,8 @@ fn process_families(processes: &[ProcessesRow]) -> Vec<MetricFamily> {
 }
 
 fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
-    let table = |replica: &str, database: &str, name: &str| [replica.to_string(), database.to_string(), name.to_string()];
+    let table =
+        |replica: &str, database: &str, name: &str| [replica.to_string(), database.to_string(), name.to_string()];
     let mut bytes = TABLE_BYTES.family();
     let mut rows = TABLE_ROWS.family();
     let mut parts = TABLE_PARTS.family();

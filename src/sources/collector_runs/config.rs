@@ -131,8 +131,12 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
         DEFAULT_LATE_ARRIVAL_WINDOW,
         (Duration::from_secs(60), 7 * DAY),
     )?;
-    let forget_after =
-        v.duration(&key("forget_after"), raw.forget_after, DEFAULT_FORGET_AFTER, (Duration::from_secs(60), 3660 * DAY))?;
+    let forget_after = v.duration(
+        &key("forget_after"),
+        raw.forget_after,
+        DEFAULT_FORGET_AFTER,
+        (Duration::from_secs(60), 3660 * DAY),
+    )?;
     if forget_after <= late_arrival_window {
         return Err(v.invalid(&key("forget_after"), "must be longer than late_arrival_window"));
     }

@@ -25,14 +25,12 @@ pub static LAST_RUN_STATUS: Def = Def::gauge(
     "1 for the status of the latest run, 0 for the other known statuses (succeeded, failed, partial); an unknown status is shown with value 1.",
     &["collector", "aws_account_id", "aws_region", "status"],
 );
-pub static CONSECUTIVE_FAILURES: Def = Def::gauge(
-    "polo_collector_consecutive_failures",
-    "How many of the latest runs in a row have status failed.",
-    KEY,
-);
+pub static CONSECUTIVE_FAILURES: Def =
+    Def::gauge("polo_collector_consecutive_failures", "How many of the latest runs in a row have status failed.", KEY);
 pub static LAST_RUN_DURATION: Def =
     Def::gauge("polo_collector_last_run_duration_seconds", "duration_ms of the latest run, in seconds.", KEY);
-pub static LAST_RUN_EVENTS: Def = Def::gauge("polo_collector_last_run_events", "events_produced by the latest run.", KEY);
+pub static LAST_RUN_EVENTS: Def =
+    Def::gauge("polo_collector_last_run_events", "events_produced by the latest run.", KEY);
 pub static LAST_RUN_ROWS: Def =
     Def::gauge("polo_collector_last_run_rows_inserted", "rows_inserted by the latest run.", KEY);
 pub static LAST_ERROR: Def = Def::gauge(
@@ -60,8 +58,11 @@ pub static STALE_THRESHOLD: Def = Def::gauge(
     "A key of the collector is stale (red, PoloCollectorStale) once its last success is older than this: staleness_factor times the expected interval.",
     COLLECTOR,
 );
-pub static RUNS: Def =
-    Def::counter("polo_collector_runs", "Runs completed since the exporter started, by status.", &["collector", "status"]);
+pub static RUNS: Def = Def::counter(
+    "polo_collector_runs",
+    "Runs completed since the exporter started, by status.",
+    &["collector", "status"],
+);
 pub static DEPENDENCIES_READY: Def = Def::gauge(
     "polo_collector_dependencies_ready",
     "1 if every collector this one depends on has a succeeded run within the configured window, else 0.",

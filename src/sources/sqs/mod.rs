@@ -34,7 +34,12 @@ pub struct SqsConfig {
 }
 
 /// Validates a `regions` key of an AWS source: default `[aws.region]`.
-pub fn validate_regions(raw: Option<Vec<String>>, key: &str, v: &Validator, aws: &AwsConfig) -> Result<Vec<String>, ConfigError> {
+pub fn validate_regions(
+    raw: Option<Vec<String>>,
+    key: &str,
+    v: &Validator,
+    aws: &AwsConfig,
+) -> Result<Vec<String>, ConfigError> {
     let regions = raw.unwrap_or_else(|| vec![aws.region.clone()]);
     if regions.is_empty() || regions.len() > 40 || regions.iter().any(|r| !is_region(r)) {
         return Err(v.invalid(key, "must list 1 to 40 AWS region names"));

@@ -2,11 +2,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
+use crate::metrics::MetricFamily;
+use crate::metrics::Value;
 use crate::sources::collector_runs::config::{CollectorsConfig, Dependency};
 use crate::sources::collector_runs::families::map;
 use crate::sources::collector_runs::health::Health;
-use crate::metrics::MetricFamily;
-use crate::metrics::Value;
 
 fn run(id: &str, collector: &str, started_s: i64, completed_s: i64, status: &str) -> Run {
     Run {
