@@ -89,6 +89,48 @@ impl CodeClass {
     }
 }
 
+/// `max_execution_time`'s MAX in the shipped monitoring profile (deploy/clickhouse/monitoring-user*.sql;
+/// tests/monitoring_user.rs checks they agree): a source timeout above it fails with code 452.
+pub const PROFILE_MAX_EXECUTION_TIME: Duration = Duration::from_secs(60);
+/// `max_result_rows` of the shipped monitoring profile: a larger result fails with code 158.
+pub const PROFILE_MAX_RESULT_ROWS: u64 = 200_001;
+
+/// Where the configuration asks more than the shipped monitoring profile allows: each would
+/// fail every query on a server with that profile. Printed by `--config.check`.
+pub fn profile_warnings(config: &crate::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let s = &config.sources;
+    let timeouts = [
+        ("collector_runs", s.collector_runs.as_ref().map(|e| e.settings.timeout)),
+        ("accounts", s.accounts.as_ref().map(|e| e.settings.timeout)),
+        ("clickhouse_system", s.clickhouse_system.as_ref().map(|e| e.settings.timeout)),
+    ];
+    for (name, timeout) in timeouts {
+        // Sent as whole seconds, at least 1 (see ClickHouse::new).
+        if let Some(t) = timeout.filter(|t| t.as_secs() > PROFILE_MAX_EXECUTION_TIME.as_secs()) {
+            out.push(format!(
+                "sources.{name}.timeout {}s is sent as max_execution_time, above the shipped profile's MAX {}s: \
+                 such a server refuses every query with code 452 (lower the timeout or raise the MAX)",
+                t.as_secs(),
+                PROFILE_MAX_EXECUTION_TIME.as_secs()
+            ));
+        }
+    }
+    let rows = [
+        ("collector_runs.max_window_rows", s.collector_runs.as_ref().map(|e| e.config.collectors.max_window_rows + 1)),
+        ("clickhouse_system.max_rows", s.clickhouse_system.as_ref().map(|e| e.config.max_rows)),
+    ];
+    for (key, result_rows) in rows {
+        if let Some(n) = result_rows.filter(|n| *n > PROFILE_MAX_RESULT_ROWS) {
+            out.push(format!(
+                "sources.{key} lets a query return {n} rows, above the shipped profile's max_result_rows \
+                 {PROFILE_MAX_RESULT_ROWS}: a result that large fails with code 158 (lower it or raise the limit)"
+            ));
+        }
+    }
+    out
+}
+
 /// Starts the `log_comment` of every query the exporter sends.
 pub const LOG_COMMENT_PREFIX: &str = "polo-exporter:";
 
@@ -302,7 +344,19 @@ impl ClickHouse {
                 format!("query {what} failed: TLS handshake with the ClickHouse server failed: {problem}"),
                 err,
             ),
-            None => SourceError::with_cause(classify(&err), format!("query {what} failed"), err),
+            None => {
+                let hint = match &err {
+                    clickhouse::error::Error::BadResponse(text) => {
+                        exception_code(text).and_then(|code| explain_code(code, text))
+                    }
+                    _ => None,
+                };
+                let context = match hint {
+                    Some(hint) => format!("query {what} failed: {hint}"),
+                    None => format!("query {what} failed"),
+                };
+                SourceError::with_cause(classify(&err), context, err)
+            }
         };
         let mut cursor = query.fetch::<T>().map_err(fail)?;
         let mut rows = Vec::new();
@@ -377,6 +431,45 @@ fn explain_tls(err: &rustls::Error) -> String {
     }
 }
 
+/// What an operator must change for the exception codes a first deployment meets; None for
+/// the others. `text` is ClickHouse's message (the setting or grant is taken from it).
+pub fn explain_code(code: i64, text: &str) -> Option<String> {
+    let quoted = |after: &str| {
+        let rest = &text[text.find(after)? + after.len()..];
+        let rest = rest.trim_start_matches(['\'', '`', ' ']);
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        (!name.is_empty()).then_some(name)
+    };
+    let profile = "deploy/clickhouse/monitoring-user.sql";
+    Some(match code {
+        164 => match quoted("Cannot modify ") {
+            Some(setting) => format!(
+                "the user's settings profile is readonly=1 and refuses the setting {setting} the exporter sends with every query \
+                 (make it CHANGEABLE_IN_READONLY or use readonly=2 with constraints: {profile})"
+            ),
+            None => format!("the user is readonly and the statement needs more ({profile})"),
+        },
+        452 => {
+            let setting = quoted("Setting ").unwrap_or_else(|| "a setting".into());
+            format!(
+                "a constraint of the user's settings profile refuses {setting} as the exporter sends it \
+                 (max_execution_time is the source's timeout: lower it below the profile's MAX, or raise the MAX in {profile})"
+            )
+        }
+        497 => format!("the user lacks a grant; ClickHouse names it above; the grants are in {profile}"),
+        516 | 192 | 193 | 194 => "authentication failed: check clickhouse.user and its password".to_string(),
+        195 => "the user may not connect from the exporter's address (HOST clause of the user)".to_string(),
+        159 => "the query ran past max_execution_time (the source's timeout, or a lower limit of the user's profile)"
+            .to_string(),
+        158 | 396 => format!(
+            "the result is larger than the profile's max_result_rows allows: lower the source's row bound or raise the limit in {profile}"
+        ),
+        279 | 210 => "a replica could not be reached (cluster mode sends skip_unavailable_shards = 1, which the user's profile must allow)"
+            .to_string(),
+        _ => return None,
+    })
+}
+
 /// The `N` of a ClickHouse error text starting `Code: N.`.
 fn exception_code(text: &str) -> Option<i64> {
     let rest = &text[text.find("Code: ")? + 6..];
@@ -416,6 +509,30 @@ mod tests {
             ErrorKind::Limit
         );
         assert_eq!(classify(&E::NotEnoughData), ErrorKind::Decode);
+    }
+
+    #[test]
+    fn first_deployment_errors_name_what_to_fix() {
+        let readonly = "Code: 164. DB::Exception: Cannot modify 'log_comment' setting in readonly mode. (READONLY)";
+        let hint = explain_code(164, readonly).unwrap();
+        assert!(hint.contains("setting log_comment") && hint.contains("CHANGEABLE_IN_READONLY"), "{hint}");
+        let constraint =
+            "Code: 452. DB::Exception: Setting max_execution_time shouldn't be greater than 60. (SETTING_CONSTRAINT_VIOLATION)";
+        let hint = explain_code(452, constraint).unwrap();
+        assert!(hint.contains("refuses max_execution_time") && hint.contains("timeout"), "{hint}");
+        assert!(explain_code(158, "Code: 158. Limit for rows").unwrap().contains("max_result_rows"));
+        assert!(explain_code(159, "Code: 159. Timeout exceeded").unwrap().contains("max_execution_time"));
+        assert_eq!(explain_code(60, "Code: 60. Table x does not exist"), None);
+        // Each is filed as auth, limit or timeout, not as a query error.
+        for (code, kind) in [
+            (164, ErrorKind::Auth),
+            (452, ErrorKind::Auth),
+            (497, ErrorKind::Auth),
+            (158, ErrorKind::Limit),
+            (159, ErrorKind::Timeout),
+        ] {
+            assert_eq!(CodeClass::of(code).error_kind(), kind, "{code}");
+        }
     }
 
     #[test]

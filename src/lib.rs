@@ -7,6 +7,7 @@ pub mod config;
 pub mod framework;
 pub mod http;
 pub mod metrics;
+pub mod online;
 pub mod sources;
 pub mod status;
 pub mod web;

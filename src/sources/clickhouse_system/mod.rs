@@ -172,7 +172,8 @@ impl Source for ClickHouseSystem {
             let next = *state.next_from_us.get_or_insert(to_us);
             next.max(to_us - self.cfg.query_log_max_catchup.as_micros() as i64)
         };
-        let read_log = self.cfg.query_log && to_us > from_us;
+        // Also on the first scrape, with an empty window: a missing table or grant shows at once.
+        let read_log = self.cfg.query_log && to_us >= from_us;
         let query_log = async {
             if read_log {
                 let q = ch.query(&self.sql.query_log(from_us, to_us, &self.cfg.query_duration_buckets));
