@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS polo.collector_runs
 )
 ENGINE = MergeTree()
 ORDER BY (collector, started_at)
-TTL started_at + INTERVAL 90 DAY;
+-- The spec writes `TTL started_at + INTERVAL 90 DAY`; before 25.x ClickHouse refuses a TTL on
+-- DateTime64 (code 450 BAD_TTL_EXPRESSION, seen on 24.8), so the column is converted.
+TTL toDateTime(started_at) + INTERVAL 90 DAY;
 
 -- One row per AWS account Polo knows; a new row with a later updated_at replaces the old one
 -- (read with FINAL). The exporter reads: aws_account_id, account_name, polo_status.

@@ -26,6 +26,9 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+sys.path.insert(0, os.path.join(ROOT, "dev", "clickhouse"))
+import engines  # noqa: E402 - the ClickHouse engine versions of the dev ClickHouse (--engine)
+
 # How each dev backend is started and when it is ready: the only place that says so.
 BACKENDS = {
     "clickhouse": {"script": "dev/clickhouse/server.py", "ready": "/ping", "timeout": 120},
@@ -262,8 +265,16 @@ def main(argv):
     cmd = sub.add_parser("argv")
     cmd.add_argument("kind", choices=sorted(BACKENDS))
     cmd.add_argument("--port", type=int, required=True)
+    eng = sub.add_parser("engines", help="the ClickHouse engine versions of the matrix, as JSON; --install prepares each")
+    eng.add_argument("--install", action="store_true")
     own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
+    if args.command == "engines":
+        if args.install:
+            for version in engines.ENGINES:
+                engines.python(version)
+        print(json.dumps({"default": engines.DEFAULT, "engines": engines.ENGINES}))
+        return 0
     spec = BACKENDS[args.kind]
     print(json.dumps({"argv": backend_argv(args.kind, args.port, rest), "ready": spec["ready"], "timeout": spec["timeout"]}))
     return 0
