@@ -411,6 +411,25 @@ def kustomize_equals_defaults():
     return None
 
 
+def overlay_example():
+    """dev/helm/overlay-example (the README's recipe) renders, is valid and its configuration passes."""
+    out = run([KUBECTL, "kustomize", os.path.join(ROOT, "dev/helm/overlay-example")])
+    if out.returncode != 0:
+        return out.stderr
+    objs = objects_of(out.stdout)
+    problems = validate_core(objs)
+    dep = next(o for o in objs if o["kind"] == "Deployment")
+    env = dep["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    if [e["name"] for e in env] != ["POLO_CLICKHOUSE_PASSWORD"]:
+        problems.append(f"Deployment env: {env}")
+    (cm,) = [o for o in objs if o["kind"] == "ConfigMap"]
+    volumes = dep["spec"]["template"]["spec"]["volumes"]
+    if cm["metadata"]["name"] not in [v.get("configMap", {}).get("name") for v in volumes]:
+        problems.append(f"the Deployment does not mount ConfigMap {cm['metadata']['name']}")
+    problems.append(config_check("overlay-example", objs, {}) or "")
+    return "\n".join(p for p in problems if p)
+
+
 def app_version():
     with open(os.path.join(ROOT, "Cargo.toml")) as f:
         cargo = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), flags=re.M).group(1)
@@ -479,6 +498,7 @@ def main():
         if r:
             results[os.path.basename(path)] = r
     check("kubectl kustomize deploy/kubernetes = helm template of the defaults", kustomize_equals_defaults)
+    check("dev/helm/overlay-example: renders, valid, --config.check on its configuration", overlay_example)
     if rule_test:
         check(f"promtool test rules tests/prometheus/polo.rules.test.yml on the PrometheusRule of {os.path.basename(plain_rules)}",
               finish_promtool_test, rule_test)
