@@ -354,12 +354,31 @@ def merge(base, over):
 
 
 # ------------------------------------------------------------------------------ repository-wide
+def schema_keys(schema, prefix=""):
+    """Keys of the strict (additionalProperties: false) objects of values.schema.json."""
+    if schema.get("additionalProperties") is False:
+        for k, sub in schema["properties"].items():
+            path = f"{prefix}.{k}" if prefix else k
+            yield path
+            yield from schema_keys(sub, path)
+
+
 def in_sync():
-    missing = sync.undocumented(sync.read(ROOT, f"{sync.CHART}/values.yaml"))
+    text = sync.read(ROOT, f"{sync.CHART}/values.yaml")
+    missing = sync.undocumented(text)
     problems = [f"values.yaml: undocumented keys: {', '.join(missing)}"] if missing else []
-    for path, diff in sync.drift(ROOT, HELM):
+    values = yaml.safe_load(text)
+    with open(os.path.join(CHART, "values.schema.json")) as f:
+        for path in schema_keys(json.load(f)):
+            try:
+                sync.lookup(values, path)
+            except KeyError:
+                if path != "global":
+                    problems.append(f"values.schema.json has {path}, values.yaml does not")
+    drifted = sync.drift(ROOT, HELM)
+    for path, diff in drifted:
         problems.append(f"{path} drifted:\n{diff}")
-    if problems:
+    if drifted:
         problems.append("run `scripts/check-helm --sync`")
     return "\n".join(problems)
 
@@ -439,7 +458,7 @@ def app_version():
 
 
 def validators_reject(default_objs):
-    """Each validator used above rejects a broken object: the checks can fail."""
+    """Each validator used above rejects a broken object: the checks can fail (values.schema.json too)."""
     problems = []
     dep = copy.deepcopy(next(o for o in default_objs if o["kind"] == "Deployment"))
     dep["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = {}
@@ -469,6 +488,9 @@ def validators_reject(default_objs):
     out = run([HELM, "template", "x", CHART, "--set", "config.clickhouse.password=inline"])
     if out.returncode == 0:
         problems.append("the chart rendered an inline config.clickhouse.password")
+    out = run([HELM, "lint", "--strict", CHART, "--set", "serviceMonitor.enable=true"])
+    if out.returncode == 0 or "enable" not in out.stdout + out.stderr:
+        problems.append("helm lint --strict accepted serviceMonitor.enable (values.schema.json)")
     return "\n".join(problems)
 
 
@@ -478,7 +500,7 @@ def main():
           f"kubectl {run([KUBECTL, 'version', '--client']).stdout.split()[2]}, "
           f"{run([PROMTOOL, '--version']).stdout.splitlines()[0] if shutil.which(PROMTOOL) else 'no promtool'}, "
           f"kubernetes-validate {kv.__version__ if hasattr(kv, '__version__') else ''}".rstrip(", "))
-    check("generated files in sync (rules, dashboard, deploy/kubernetes, values tables)", in_sync)
+    check("generated files in sync (rules, dashboard, deploy/kubernetes, values tables); values.yaml documented and = values.schema.json", in_sync)
     check("drift is detected on a perturbed copy (rules, dashboard, manifests, values doc, template)", drift_detected)
     check("Chart.yaml appVersion = Cargo.toml version", app_version)
     # The scenario whose PrometheusRule keeps the URLs and the job name the rule tests expect.
