@@ -107,7 +107,7 @@ impl App {
                         respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, text)
                     }
                 } else {
-                    let body = serde_json::to_string_pretty(&scrape.status_json()).expect("status JSON serializes");
+                    let body = serde_json::to_string_pretty(&scrape.status()).expect("status JSON serializes");
                     respond(StatusCode::OK, "application/json", body)
                 }
             }

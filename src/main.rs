@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use polo_exporter::config::{duration, Config};
-use polo_exporter::framework::Exporter;
+use polo_exporter::framework::{error_chain, Exporter};
 use polo_exporter::http::{self, App, WebConfig};
 use polo_exporter::sources;
 use polo_exporter::web::WebSecurity;
@@ -166,15 +166,4 @@ fn init_logging(level: LogLevel, format: LogFormat) {
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
             .init(),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }

@@ -40,13 +40,13 @@ fn config_check_names_key_and_line() {
             "unknown field",
         ),
         (
-            "clickhouse:\n  url: http://x:8123\ncollectors:\n  staleness_factor: high\n",
-            "bad.yml:4: key `collectors.staleness_factor`",
+            "clickhouse:\n  url: http://x:8123\nsources:\n  collector_runs:\n    staleness_factor: high\n",
+            "bad.yml:5: key `sources.collector_runs.staleness_factor`",
             "invalid type",
         ),
         (
-            "clickhouse:\n  url: http://x:8123\ncollectors:\n  expected_intervals:\n    config_ec2: 15mins\n",
-            "bad.yml:5: key `collectors.expected_intervals.config_ec2`",
+            "clickhouse:\n  url: http://x:8123\nsources:\n  collector_runs:\n    expected_intervals:\n      config_ec2: 15mins\n",
+            "bad.yml:6: key `sources.collector_runs.expected_intervals.config_ec2`",
             "invalid duration",
         ),
         (
