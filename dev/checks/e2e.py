@@ -58,7 +58,7 @@ INCIDENTS = {
 # Chat: the three pages for the record plus one message per expected warning group (no-access
 # and pending accounts, the throttled Lambda, the disk when this machine's is full), and at most
 # one PoloCollectorKeysStale per collector naming a few keys (the partial cur_ingest key of the
-# demo data, random single failures). Nothing per key: 7 to 9 messages, never more than this.
+# demo data, random single failures). Nothing per key: 6 to 8 messages so far, never more than this.
 CHAT_BUDGET = 12
 
 
