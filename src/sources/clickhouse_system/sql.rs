@@ -193,7 +193,6 @@ mod tests {
             (s.query_log(0, 1, &[0.1]), "query_log"),
         ] {
             assert!(q.contains(&format!("FROM clusterAllReplicas('polo_cluster', system.{table})")), "{q}");
-            assert!(q.contains("GROUP BY replica") || !q.contains("GROUP BY"), "{q}");
             // One replica down must not fail the statement: it is skipped, the others answer.
             assert!(q.ends_with("LIMIT 100 SETTINGS skip_unavailable_shards = 1"), "{q}");
         }
