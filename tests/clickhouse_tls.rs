@@ -88,19 +88,16 @@ impl Pki {
 
 /// The dev ClickHouse with an HTTPS listener serving `cert`; returns it and the HTTPS port.
 fn https_clickhouse(cert: &Path, key: &Path) -> (DevClickHouse, u16) {
+    https_clickhouse_with(cert, key, &[])
+}
+
+fn https_clickhouse_with(cert: &Path, key: &Path, extra: &[&str]) -> (DevClickHouse, u16) {
     let port = free_port();
     let (cert, key, port_s) = (cert.display().to_string(), key.display().to_string(), port.to_string());
-    let ch = DevClickHouse::start_with_args(&[
-        "--seed",
-        "empty",
-        "--no-query-log",
-        "--https-port",
-        &port_s,
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ]);
+    let mut args =
+        vec!["--seed", "empty", "--no-query-log", "--https-port", &port_s, "--tls-cert", &cert, "--tls-key", &key];
+    args.extend_from_slice(extra);
+    let ch = DevClickHouse::start_with_args(&args);
     (ch, port)
 }
 
@@ -169,6 +166,42 @@ fn an_expired_certificate_is_a_tls_error() {
     let ca = pki.file("ca.pem").display().to_string();
     let e = exporter(&format!("https://localhost:{port}"), &format!("    ca_file: {ca}\n"));
     assert_tls_failure(&e, "expired");
+}
+
+/// A server that requires a client certificate: refused without one, works with one signed by
+/// the CA it trusts (clickhouse.tls.cert_file / key_file).
+#[test]
+fn a_client_certificate_when_the_server_requires_one() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server_cert("server", "DNS:localhost,IP:127.0.0.1", 1);
+    // The client's certificate, from the same CA (any SAN will do for a client).
+    let (client_cert, client_key) = pki.server_cert("client", "DNS:polo-exporter", 1);
+    let ca = pki.file("ca.pem").display().to_string();
+    let (_ch, port) = https_clickhouse_with(&cert, &key, &["--tls-client-ca", &ca]);
+    let url = format!("https://localhost:{port}");
+
+    let without = exporter(&url, &format!("    ca_file: {ca}\n"));
+    let m = without.scrape();
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "clickhouse_system")]), Some(0.0), "{}", without.log());
+    assert_eq!(
+        m.value("polo_exporter_source_errors_total", &[("source", "clickhouse_system"), ("kind", "connect")]),
+        Some(1.0),
+        "{}",
+        without.log()
+    );
+    assert!(without.log().contains("TLS handshake with the ClickHouse server failed"), "{}", without.log());
+
+    let with = exporter(
+        &url,
+        &format!(
+            "    ca_file: {ca}\n    cert_file: {}\n    key_file: {}\n",
+            client_cert.display(),
+            client_key.display()
+        ),
+    );
+    for source in ["clickhouse_system", "collector_runs", "accounts"] {
+        assert_eq!(up(&with, source), Some(1.0), "{source} with a client certificate: {}", with.log());
+    }
 }
 
 #[test]

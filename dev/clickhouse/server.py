@@ -257,6 +257,7 @@ def main():
     parser.add_argument("--tls-cert", help="PEM certificate (chain) of an HTTPS listener on --https-port")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--https-port", type=int, help="port of the HTTPS listener (with --tls-cert/--tls-key)")
+    parser.add_argument("--tls-client-ca", help="PEM CA: the HTTPS listener requires a client certificate signed by it")
     parser.add_argument("--cluster", action="append", default=[], metavar="NAME=HOST:PORT,...",
                         help="a cluster in remote_servers: one shard with these replicas; localhost:9000 is this "
                              "engine, any other address must answer ClickHouse's native protocol (a closed port is a node down)")
@@ -318,6 +319,9 @@ def main():
         import ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.tls_client_ca)
         https = listener(args.https_port, ctx)
         servers.append(https)
         threading.Thread(target=https.serve_forever, daemon=True).start()
