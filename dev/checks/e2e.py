@@ -28,6 +28,7 @@ EXPECTED = {
     "PoloAccountPendingSetup": "warning",  # 100000000020
     "PoloDeadLetterQueueNotEmpty": "critical",  # polo-events-dlq holds 3 messages
     "PoloLambdaThrottled": "warning",  # polo-cur-ingest throttled twice a minute
+    "PoloOwnCostForecastOverBudget": "warning",  # demo costs ~$12.70 a day, budget $300 (examples/local.yml)
     "PoloWatchdog": "none",
 }
 RECEIVERS = {"critical": {"pager", "chat"}, "warning": {"chat"}, "none": {"heartbeat"}}
@@ -53,7 +54,7 @@ def main():
         wait_for("exporter target up", lambda: [r for r in stack.query('up{job="polo-exporter"}') if r["value"][1] == "1"], 60)
         check("exporter target is up", True)
         # Enough scrapes for rates and for every source to have run.
-        wait_for("source series", lambda: len(stack.query("polo_exporter_source_up == 1")) == 5, 60)
+        wait_for("source series", lambda: len(stack.query("polo_exporter_source_up == 1")) == 6, 60)
         time.sleep(20)
 
         missing = [n for n in catalog() if n not in NO_DEMO_DATA and not stack.query(f'count({{__name__=~"{n}(_bucket)?"}})')]
