@@ -363,3 +363,43 @@ impl Source for AwsCost {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn load(section: &str) -> Result<Config, ConfigError> {
+        let text = format!("sources:\n  collector_runs: {{enabled: false}}\n  accounts: {{enabled: false}}\n  clickhouse_system: {{enabled: false}}\n  aws_cost:\n{section}");
+        Config::from_yaml(&text, Path::new("t.yml"), &|_| None)
+    }
+
+    #[test]
+    fn off_by_default_and_defaults_when_enabled() {
+        assert!(load("    tag_key: x\n").unwrap().sources.aws_cost.is_none());
+        let cfg = load("    enabled: true\n").unwrap();
+        let s = cfg.sources.aws_cost.unwrap();
+        assert_eq!(s.settings.min_interval, DEFAULT_MIN_INTERVAL);
+        assert_eq!(s.config.tag_key, "polo:purpose");
+        assert_eq!(s.config.tag_value, "polo-infrastructure");
+        assert_eq!(s.config.cost_metric, "UnblendedCost");
+        assert_eq!(s.config.retry_after, DEFAULT_RETRY_AFTER);
+        assert_eq!(s.config.monthly_budget_usd, None);
+    }
+
+    #[test]
+    fn rejects_what_would_cost_money_or_mean_nothing() {
+        let err = |s: &str| load(&format!("    enabled: true\n{s}")).unwrap_err().to_string();
+        assert!(
+            err("    min_interval: 5m\n").contains("t.yml:7: key `sources.aws_cost.min_interval`: must be at least 1h")
+        );
+        assert!(err("    cost_metric: BlendedCost\n").contains("sources.aws_cost.cost_metric"));
+        assert!(err("    monthly_budget_usd: -3\n").contains("sources.aws_cost.monthly_budget_usd"));
+        assert!(err("    tag_key: ''\n").contains("sources.aws_cost.tag_key"));
+        assert!(err("    retry_after: 1s\n").contains("sources.aws_cost.retry_after"));
+        assert!(err("    tag: x\n").contains("unknown field `tag`"));
+        assert!(load("    enabled: true\n    min_interval: 1h\n    cost_metric: AmortizedCost\n").is_ok());
+    }
+}
