@@ -170,12 +170,15 @@ impl AwsCost {
     async fn client(&self, ctx: &SourceContext) -> &Client {
         self.client
             .get_or_init(|| async {
-                let conf = crate::aws::sdk_config(&self.cfg.aws, REGION, self.timeout).await;
-                let conf = aws_sdk_costexplorer::config::Builder::from(&conf)
-                    .interceptor(crate::aws::CountRequests(ctx.clone()))
-                    .interceptor(crate::aws::ChargeRequests { ctx: ctx.clone(), micro_usd: REQUEST_MICRO_USD })
-                    .build();
-                Client::from_conf(conf)
+                let region = [REGION.to_string()];
+                let mut clients = crate::aws::clients(&self.cfg.aws, &region, self.timeout, ctx, |conf, count| {
+                    let price = crate::aws::ChargeRequests { ctx: ctx.clone(), micro_usd: REQUEST_MICRO_USD };
+                    Client::from_conf(
+                        aws_sdk_costexplorer::config::Builder::from(conf).interceptor(count).interceptor(price).build(),
+                    )
+                })
+                .await;
+                clients.remove(REGION).expect("a client for the one region asked")
             })
             .await
     }
