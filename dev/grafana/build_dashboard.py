@@ -83,7 +83,7 @@ def build():
     panels.append(panel(
         "stat", "$collector",
         "One card per collector (repeated by the collector variable). Colour: the health of its worst key, from the "
-        "thresholds the exporter exports (the same as the status page and PoloCollectorStale use): green = healthy (last "
+        "thresholds the exporter exports (the same as the status page and the stale alerts use): green = healthy (last "
         "success within one expected interval), amber = late, red = stale (older than staleness factor × the interval). "
         "Also shown: time since the last run, the latest run's duration and events.",
         [
