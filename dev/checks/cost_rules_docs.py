@@ -2,13 +2,17 @@
 """The cost alert rules (deploy/prometheus/rules/polo-cost.rules.yml), their runbooks
 (docs/runbooks-cost.md) and their unit tests (tests/prometheus/polo-cost.rules.test.yml) agree:
 every alert has severity, a static summary, description, runbook_url to its own section with the
-four parts, a dashboard_url, a firing case and a case where it must not fire."""
+four parts, a dashboard_url, a firing case and a case where it must not fire; and the
+monitoring-mixin conventions of dev/checks/rules_docs.py (the same function)."""
 
 import os
 import re
 import sys
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rules_docs import mixin_errors  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNBOOK = "https://github.com/polo/polo-exporter/blob/main/docs/runbooks-cost.md#"
@@ -23,13 +27,10 @@ def main():
     sections = {m.group(1): m.start() for m in re.finditer(r"^## (\w+)$", runbooks, re.M)}
     for a in alerts:
         name, ann = a["alert"], a.get("annotations", {})
-        if a.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
-            errors.append(f"{name}: severity {a.get('labels', {}).get('severity')!r}")
-        for key in ("summary", "description", "runbook_url", "dashboard_url"):
+        errors += mixin_errors(a)
+        for key in ("runbook_url", "dashboard_url"):
             if not ann.get(key):
                 errors.append(f"{name}: no {key}")
-        if "{{" in ann.get("summary", ""):
-            errors.append(f"{name}: summary must be static")
         if ann.get("runbook_url") != RUNBOOK + name.lower():
             errors.append(f"{name}: runbook_url is not {RUNBOOK + name.lower()}")
         if name not in sections:
