@@ -334,10 +334,8 @@ fn per_key_series_modes_and_bound() {
     }
     // Bound of 7: the 5 stale keys, then the 2 with the longest failure streaks.
     let f = with(PerKeySeries::All, 7);
-    for i in 40..45 {
-        assert!(
-            sample(&f, "polo_collector_last_success_timestamp_seconds", &[("aws_account_id", accounts[i])]).is_some()
-        );
+    for account in &accounts[40..45] {
+        assert!(sample(&f, "polo_collector_last_success_timestamp_seconds", &[("aws_account_id", account)]).is_some());
     }
     let failing_kept = (45..50)
         .filter(|i| {
