@@ -53,7 +53,8 @@ struct Inner {
     started_ms: i64,
     state: Mutex<Option<RunsState>>,
     load: std::sync::Mutex<Load>,
-    loaded: watch::Sender<bool>,
+    /// (initial load done, chunk attempts failed so far): wakes scrapes waiting on the load.
+    loaded: watch::Sender<(bool, u64)>,
 }
 
 /// Progress of the initial load.
@@ -118,7 +119,7 @@ impl SourceKind for CollectorRuns {
                 started_ms: crate::clock::unix_ms(),
                 state: Mutex::new(None),
                 load: std::sync::Mutex::new(Load::default()),
-                loaded: watch::channel(false).0,
+                loaded: watch::channel((false, 0)).0,
             }),
         })
     }
@@ -255,6 +256,7 @@ impl Inner {
                     }
                     tracing::warn!(source = "collector_runs", kind = err.kind.as_str(), error = %err.chain(), failures, "initial load chunk failed; retrying");
                     self.load.lock().expect("load state poisoned").error = Some((err.kind, err.chain()));
+                    self.loaded.send_modify(|(_, failed)| *failed += 1);
                     let backoff =
                         Duration::from_millis(250 * 2u64.saturating_pow(failures.min(10))).min(LOAD_MAX_BACKOFF);
                     tokio::time::sleep(backoff).await;
@@ -272,7 +274,7 @@ impl Inner {
             duration_seconds = t0.elapsed().as_secs_f64(),
             "initial load finished"
         );
-        self.loaded.send_replace(true);
+        self.loaded.send_modify(|(done, _)| *done = true);
     }
 
     /// While loading: the progress, or the failure that holds the load up.
@@ -280,6 +282,13 @@ impl Inner {
         let load = self.load_snapshot();
         if let Some((kind, error)) = load.error {
             return Err(SourceError::new(kind, format!("initial load: {error}")));
+        }
+        if load.chunks == 0 {
+            // Nothing has answered yet: not known to be up (a hanging server looks like this).
+            return Err(SourceError::new(
+                ErrorKind::Timeout,
+                "initial load: ClickHouse has not answered its first chunk yet (the load goes on in the background)",
+            ));
         }
         let ts = |ms: i64| crate::clock::rfc3339(ms as f64 / 1000.0);
         Ok(SourceOutput {
@@ -317,15 +326,21 @@ impl Source for CollectorRuns {
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
         let inner = &self.inner;
-        if !*inner.loaded.borrow() {
+        let (done, failed) = *inner.loaded.borrow();
+        if !done {
             inner.start_load(ctx);
+            if inner.load_snapshot().error.is_some() {
+                // The load is held up (ClickHouse down?): say so now, it retries on its own.
+                return inner.loading_output();
+            }
+            // Wait for the load to finish or fail, until just before the scrape's deadline.
             let mut loaded = inner.loaded.subscribe();
             let wait_until = ctx
                 .deadline()
                 .map(|d| d.checked_sub(LOADING_ANSWER_MARGIN).unwrap_or(d))
                 .unwrap_or_else(|| tokio::time::Instant::now() + inner.timeout);
-            let done = tokio::time::timeout_at(wait_until, loaded.wait_for(|done| *done)).await;
-            if !matches!(done, Ok(Ok(_))) {
+            let _ = tokio::time::timeout_at(wait_until, loaded.wait_for(|(done, f)| *done || *f > failed)).await;
+            if !inner.loaded.borrow().0 {
                 return inner.loading_output();
             }
         }
