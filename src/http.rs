@@ -21,7 +21,7 @@ use crate::framework::Exporter;
 use crate::metrics;
 use crate::web::WebSecurity;
 
-/// Paths of the status API; the design spec writes both.
+/// Paths of the status API: Polo's System Status page design names `/api/system/status`; `/api/v1/` is the versioned one.
 pub const STATUS_PATHS: [&str; 2] = ["/api/v1/system/status", "/api/system/status"];
 /// Without a Prometheus scrape-timeout header, a scrape waits at most this long.
 const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -18,6 +18,28 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use crate::config::AwsConfig;
 use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
 
+/// One client per region, each counting its requests into the source's context: `make` builds
+/// a client from the region's SDK config and the interceptor to install.
+pub async fn clients<'a, C>(
+    aws: &AwsConfig,
+    regions: impl IntoIterator<Item = &'a String>,
+    attempt_timeout: Duration,
+    ctx: &SourceContext,
+    make: impl Fn(&SdkConfig, CountRequests) -> C,
+) -> std::collections::HashMap<String, C> {
+    let mut clients = std::collections::HashMap::new();
+    for region in regions {
+        let conf = sdk_config(aws, region, attempt_timeout).await;
+        clients.insert(region.clone(), make(&conf, CountRequests(ctx.clone())));
+    }
+    clients
+}
+
+/// An SQS client that counts its requests.
+pub fn sqs_client(conf: &SdkConfig, count: CountRequests) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(conf).interceptor(count).build())
+}
+
 /// Counts every request attempt a client sends (retries included: each is billed) into the
 /// source's [`Usage::AwsRequests`].
 #[derive(Debug)]

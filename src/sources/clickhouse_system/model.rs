@@ -353,7 +353,7 @@ fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     vec![bytes, rows, parts, max_parts, readonly, delay, queue, pending, oldest]
 }
 
-/// The status document's `clickhouse` section: the spec's `disk_used_gb` and `query_p95_ms`, and more.
+/// The status document's `clickhouse` section: `disk_used_gb` and `query_p95_ms` as Polo's status page shows them, and more.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClickHouseStatus {
     pub disk_used_gb: f64,

@@ -10,7 +10,7 @@ use crate::config::{ClickHouseConfig, ConfigError, Shared, Validator};
 
 /// Default of `default_expected_interval`.
 pub const DEFAULT_EXPECTED_INTERVAL: Duration = Duration::from_secs(3600);
-/// Default of `staleness_factor`: the spec's "no success in 2× expected interval".
+/// Default of `staleness_factor`: Polo's alert table pages on "no success in 2× expected interval".
 pub const DEFAULT_STALENESS_FACTOR: f64 = 2.0;
 /// Default `within` of a dependency.
 pub const DEFAULT_DEPENDENCY_WITHIN: Duration = Duration::from_secs(20 * 60);
