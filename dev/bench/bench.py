@@ -54,6 +54,9 @@ def schema_ddl(variant):
     stmt = next(s for s in text.split(";") if "CREATE TABLE IF NOT EXISTS polo.collector_runs" in s)
     if variant == "recommended":
         return stmt
+    if variant == "recommended+granularity1024":
+        # Explored: 1,024-row granules (new tables only: index_granularity cannot be altered).
+        return stmt + "\nSETTINGS index_granularity = 1024"
     if variant == "recommended+projection":
         # Explored, not shipped: a copy of the rows sorted by started_at (doubles the table).
         return re.sub(r"\n\)", ",\n    PROJECTION by_started_at (SELECT * ORDER BY started_at)\n)", stmt, count=1)
@@ -213,7 +216,7 @@ def main():
     parser.add_argument("--binary", default=os.path.join(target, "release", "polo-exporter"))
     parser.add_argument("--rows", default="1000000,10000000", help="comma-separated table sizes")
     parser.add_argument("--keys", default="3000,30000", help="comma-separated key counts")
-    parser.add_argument("--schema", default="bare,recommended", help="bare (the seed's table), recommended (deploy/clickhouse/schema.sql), recommended+projection")
+    parser.add_argument("--schema", default="bare,recommended", help="bare (the seed's table), recommended (deploy/clickhouse/schema.sql), recommended+projection, recommended+granularity1024")
     parser.add_argument("--scrapes", type=int, default=20)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between steady scrapes")
     args = parser.parse_args()
