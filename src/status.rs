@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::sources::aws_cost::model::CostStatus;
 pub use crate::sources::clickhouse_system::model::ClickHouseStatus;
 pub use crate::sources::collector_runs::health::{CollectorStatus, Health};
 pub use crate::sources::collector_runs::LoadingStatus;
@@ -23,6 +24,8 @@ pub enum StatusSection {
     Accounts(BTreeMap<String, u64>),
     ClickHouse(ClickHouseStatus),
     Sqs(SqsStatus),
+    /// Polo's own cost (Cost Explorer by the cost-allocation tag).
+    Cost(CostStatus),
 }
 
 /// Whether a source is up and when it last succeeded (the as-of time of its section).
@@ -44,6 +47,8 @@ pub struct StatusDocument {
     pub clickhouse: Option<ClickHouseStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sqs: Option<SqsStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostStatus>,
     pub sources: BTreeMap<&'static str, SourceHealth>,
 }
 
@@ -75,6 +80,7 @@ impl StatusDocument {
             StatusSection::Accounts(v) => self.accounts = Some(v),
             StatusSection::ClickHouse(v) => self.clickhouse = Some(v),
             StatusSection::Sqs(v) => self.sqs = Some(v),
+            StatusSection::Cost(v) => self.cost = Some(v),
         }
         Ok(())
     }
@@ -88,6 +94,7 @@ impl StatusSection {
             Self::Accounts(_) => "accounts",
             Self::ClickHouse(_) => "clickhouse",
             Self::Sqs(_) => "sqs",
+            Self::Cost(_) => "cost",
         }
     }
 }

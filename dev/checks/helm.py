@@ -43,7 +43,8 @@ K8S_VERSION = "1.33.0"
 CHART = os.path.join(ROOT, sync.CHART)
 SCENARIOS = sorted(glob.glob(os.path.join(CHART, "ci", "*-values.yaml")))
 RULES_SOURCE = os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml")
-RULES_TEST = os.path.join(ROOT, "tests/prometheus/polo.rules.test.yml")
+# Every promtool test file of the shipped rules (polo.rules.yml), run on the chart's PrometheusRule too.
+RULES_TESTS = sorted(glob.glob(os.path.join(ROOT, "tests/prometheus/*.test.yml")))
 DEFAULT_RUNBOOK_BASE = "https://github.com/polo/polo-exporter/blob/main/docs/runbooks.md"
 CRD_GROUP = "monitoring.coreos.com/"
 # Loading the 1.33 schemas once instead of once per object (the library re-reads the files).
@@ -219,19 +220,24 @@ def prometheus_rule(name, objs, values):
 
 
 def start_promtool_test(path):
-    """Starts `promtool test rules tests/prometheus/polo.rules.test.yml` against the PrometheusRule
+    """Starts `promtool test rules` with every test file of polo.rules.yml against the PrometheusRule
     rendered for the scenario `path` (the slowest check, about 9 s: it runs while the others do)."""
     objs = objects_of(sync.render(ROOT, HELM, [path], release="polo", namespace="monitoring"))
     (pr,) = [o for o in objs if o["kind"] == "PrometheusRule"]
     work = tempfile.mkdtemp(dir=TMP)
     with open(os.path.join(work, "rendered.rules.yml"), "w") as f:
         yaml.safe_dump(pr["spec"], f, sort_keys=False, allow_unicode=True)
-    with open(RULES_TEST) as f:
-        tests = yaml.safe_load(f)
-    tests["rule_files"] = ["rendered.rules.yml"]
-    with open(os.path.join(work, "test.yml"), "w") as f:
-        yaml.safe_dump(tests, f, sort_keys=False, allow_unicode=True)
-    return subprocess.Popen([PROMTOOL, "test", "rules", "test.yml"], cwd=work, stdout=subprocess.PIPE,
+    names = []
+    for i, test in enumerate(RULES_TESTS):
+        with open(test) as f:
+            tests = yaml.safe_load(f)
+        if not any(r.endswith("polo.rules.yml") for r in tests.get("rule_files", [])):
+            continue
+        tests["rule_files"] = ["rendered.rules.yml"]
+        names.append(f"test-{i}.yml")
+        with open(os.path.join(work, names[-1]), "w") as f:
+            yaml.safe_dump(tests, f, sort_keys=False, allow_unicode=True)
+    return subprocess.Popen([PROMTOOL, "test", "rules", *names], cwd=work, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -522,7 +528,7 @@ def main():
     check("kubectl kustomize deploy/kubernetes = helm template of the defaults", kustomize_equals_defaults)
     check("dev/helm/overlay-example: renders, valid, --config.check on its configuration", overlay_example)
     if rule_test:
-        check(f"promtool test rules tests/prometheus/polo.rules.test.yml on the PrometheusRule of {os.path.basename(plain_rules)}",
+        check(f"promtool test rules tests/prometheus/*.test.yml on the PrometheusRule of {os.path.basename(plain_rules)}",
               finish_promtool_test, rule_test)
     else:
         check("promtool test rules: a ci scenario with the PrometheusRule and the default URLs and job", lambda: "none")

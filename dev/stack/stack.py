@@ -177,14 +177,17 @@ class Stack:
     def _start_prometheus(self):
         prom_dir = os.path.join(self.workdir, "prometheus")
         os.makedirs(os.path.join(prom_dir, "rules"), exist_ok=True)
-        with open(os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml")) as f:
-            rules = yaml.safe_load(f)
-        for group in rules["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = self.rule_for
-        with open(os.path.join(prom_dir, "rules/polo.rules.yml"), "w") as f:
-            yaml.safe_dump(rules, f, sort_keys=False)
+        for name in sorted(os.listdir(os.path.join(ROOT, "deploy/prometheus/rules"))):
+            if not name.endswith(".rules.yml"):
+                continue
+            with open(os.path.join(ROOT, "deploy/prometheus/rules", name)) as f:
+                rules = yaml.safe_load(f)
+            for group in rules["groups"]:
+                for rule in group["rules"]:
+                    if "for" in rule:
+                        rule["for"] = self.rule_for
+            with open(os.path.join(prom_dir, "rules", name), "w") as f:
+                yaml.safe_dump(rules, f, sort_keys=False)
         with open(os.path.join(ROOT, "deploy/prometheus/prometheus.yml")) as f:
             cfg = yaml.safe_load(f)
         cfg["global"]["scrape_interval"] = self.interval

@@ -61,6 +61,31 @@ impl Intercept for CountRequests {
     }
 }
 
+/// Adds the list price of every request attempt a client sends to the source's
+/// [`Usage::AwsRequestCostMicroUsd`] (beside [`CountRequests`], for APIs billed per request).
+#[derive(Debug)]
+pub struct ChargeRequests {
+    pub ctx: SourceContext,
+    /// Price of one request in millionths of a USD (Cost Explorer: 10,000 = $0.01).
+    pub micro_usd: u64,
+}
+
+impl Intercept for ChargeRequests {
+    fn name(&self) -> &'static str {
+        "polo-exporter-charge-requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        self.ctx.add(Usage::AwsRequestCostMicroUsd, self.micro_usd);
+        Ok(())
+    }
+}
+
 /// SDK configuration for one region. Builds no connection; credentials load on first use.
 pub async fn sdk_config(aws: &AwsConfig, region: &str, attempt_timeout: Duration) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())

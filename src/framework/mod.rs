@@ -113,6 +113,9 @@ pub enum Usage {
     AwsRequests,
     /// Metrics requested from CloudWatch GetMetricData (what CloudWatch bills per 1,000).
     CloudWatchMetricsRequested,
+    /// What the source's AWS requests cost at list price, counted in millionths of a USD and
+    /// exported in USD (Cost Explorer: $0.01 per request).
+    AwsRequestCostMicroUsd,
 }
 
 static CLICKHOUSE_READ_ROWS: Def = Def::counter(
@@ -128,8 +131,23 @@ static CLOUDWATCH_METRICS_REQUESTED: Def = Def::counter(
     &["source"],
 );
 
+static AWS_REQUEST_COST: Def = Def::counter(
+    "polo_exporter_aws_request_cost_usd",
+    "What the source's AWS requests cost at list price, in USD (Cost Explorer: $0.01 per request, retries included).",
+    &["source"],
+);
+
 impl Usage {
-    pub const ALL: [Usage; 3] = [Self::ClickHouseReadRows, Self::AwsRequests, Self::CloudWatchMetricsRequested];
+    pub const ALL: [Usage; 4] =
+        [Self::ClickHouseReadRows, Self::AwsRequests, Self::CloudWatchMetricsRequested, Self::AwsRequestCostMicroUsd];
+
+    /// Factor from the counted integer to the exported value's unit.
+    pub fn scale(self) -> f64 {
+        match self {
+            Self::AwsRequestCostMicroUsd => 1e-6,
+            _ => 1.0,
+        }
+    }
 
     /// The counter family this usage is exported as.
     pub fn def(self) -> &'static Def {
@@ -137,6 +155,7 @@ impl Usage {
             Self::ClickHouseReadRows => &CLICKHOUSE_READ_ROWS,
             Self::AwsRequests => &AWS_REQUESTS,
             Self::CloudWatchMetricsRequested => &CLOUDWATCH_METRICS_REQUESTED,
+            Self::AwsRequestCostMicroUsd => &AWS_REQUEST_COST,
         }
     }
 }

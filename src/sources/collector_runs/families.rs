@@ -56,7 +56,7 @@ pub static LATE_THRESHOLD: Def = Def::gauge(
 );
 pub static STALE_THRESHOLD: Def = Def::gauge(
     "polo_collector_stale_threshold_seconds",
-    "A key of the collector is stale (red, PoloCollectorStale) once its last success is older than this: staleness_factor times the expected interval.",
+    "A key of the collector is stale (red) once its last success is older than this: staleness_factor times the expected interval (PoloCollectorStale when every key is, PoloCollectorKeysStale when some are).",
     COLLECTOR,
 );
 pub static RUNS: Def = Def::counter(
