@@ -166,9 +166,21 @@ impl Usage {
 #[derive(Debug, Clone, Default)]
 pub struct SourceContext {
     usage: Arc<[AtomicU64; Usage::ALL.len()]>,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl SourceContext {
+    /// The same counters, for a run that must end by `deadline`.
+    pub fn with_deadline(&self, deadline: tokio::time::Instant) -> Self {
+        Self { usage: Arc::clone(&self.usage), deadline: Some(deadline) }
+    }
+
+    /// When the framework drops the current run, if it said (a source that can answer early,
+    /// e.g. "still loading", returns before it).
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
     pub fn add(&self, usage: Usage, n: u64) {
         self.usage[usage as usize].fetch_add(n, Ordering::Relaxed);
     }

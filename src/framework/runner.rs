@@ -99,13 +99,14 @@ impl SourceRunner {
 
     async fn run_once(self: Arc<Self>, deadline: Instant) {
         let started = Instant::now();
-        let result = match tokio::time::timeout_at(deadline, self.source.collect(&self.ctx)).await {
-            Ok(result) => result,
-            Err(_) => Err(SourceError::new(
-                ErrorKind::Timeout,
-                format!("source did not finish within {:.3}s", (deadline - started).as_secs_f64()),
-            )),
-        };
+        let result =
+            match tokio::time::timeout_at(deadline, self.source.collect(&self.ctx.with_deadline(deadline))).await {
+                Ok(result) => result,
+                Err(_) => Err(SourceError::new(
+                    ErrorKind::Timeout,
+                    format!("source did not finish within {:.3}s", (deadline - started).as_secs_f64()),
+                )),
+            };
         let elapsed = started.elapsed();
         let mut state = self.state.lock().expect("runner state poisoned");
         state.in_flight = None;
