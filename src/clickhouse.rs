@@ -116,10 +116,9 @@ pub fn profile_warnings(config: &crate::config::Config) -> Vec<String> {
             ));
         }
     }
-    let rows = [
-        ("collector_runs.max_window_rows", s.collector_runs.as_ref().map(|e| e.config.collectors.max_window_rows + 1)),
-        ("clickhouse_system.max_rows", s.clickhouse_system.as_ref().map(|e| e.config.max_rows)),
-    ];
+    // collector_runs aggregates per key on the server: its results are one row per key, not bounded
+    // by a setting (a result above the limit is reported as code 158, kind `limit`).
+    let rows = [("clickhouse_system.max_rows", s.clickhouse_system.as_ref().map(|e| e.config.max_rows))];
     for (key, result_rows) in rows {
         if let Some(n) = result_rows.filter(|n| *n > PROFILE_MAX_RESULT_ROWS) {
             out.push(format!(
