@@ -152,7 +152,13 @@ fn fifty_scrapes_make_one_round_and_a_restart_with_a_state_file_makes_none() {
     }
     assert_eq!(aws.calls("ce:GetCostAndUsage"), 1, "{}", second.log());
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "aws_cost")]), Some(1.0));
-    assert_eq!(m.value("polo_own_cost_fetched_timestamp_seconds", &[]), fetched, "as-of time of the first round");
+    // The as-of time of the first round, to the millisecond: a unix time near 1.7e9 s carries
+    // about 2e-7 s of f64 precision, which a save and a reload may move by one unit.
+    let again = m.value("polo_own_cost_fetched_timestamp_seconds", &[]).expect("fetched time");
+    assert!(
+        (again - fetched.expect("fetched time")).abs() < 1e-3,
+        "as-of time of the first round: {again} vs {fetched:?}"
+    );
     assert_eq!(m.value("polo_own_cost_month_to_date_usd", &[]), mtd);
     assert_eq!(m.value("polo_exporter_aws_requests_total", &[("source", "aws_cost")]), Some(0.0));
     drop(second);
