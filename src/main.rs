@@ -161,7 +161,8 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         .with_target("hyper", tracing::Level::WARN);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).init(),
+        // Both formats on stderr, as Prometheus exporters do; stdout stays free for --config.check.
+        LogFormat::Logfmt => registry.with(tracing_logfmt::builder().layer().with_writer(std::io::stderr)).init(),
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
             .init(),
