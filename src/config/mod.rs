@@ -3,6 +3,7 @@
 //! YAML crate: `serde_yaml_ng`, a maintained fork of the archived `serde_yaml` with the same
 //! data model; its errors carry line and column, and `serde_path_to_error` adds the key path.
 
+pub mod bounds;
 pub mod duration;
 mod raw;
 
@@ -24,6 +25,9 @@ pub enum ConfigError {
     },
     #[error("{path}:{}: key `{key}`: {message}", line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()))]
     Invalid { path: PathBuf, key: String, line: Option<usize>, message: String },
+    /// The file as a whole is beyond a bound (size, nesting), before any key is read.
+    #[error("{path}:{line}: {message}")]
+    Input { path: PathBuf, line: usize, message: String },
 }
 
 /// A password or other secret: never printed, not even by `Debug`.
@@ -200,24 +204,33 @@ impl Config {
     }
 }
 
-/// Parses strict YAML into `T`; errors name the file, the key path and the line.
+/// Parses strict YAML into `T`; errors name the file, the key path and the line. The input is
+/// bounded first (size, nesting) and every value is checked against its key's bound after
+/// ([`bounds`]), so a hostile file is rejected fast and an absurd value never gets through.
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let key = err.path().to_string();
-        let inner = err.into_inner();
-        let line = inner.location().map(|l| l.line());
-        // serde_yaml_ng appends " at line L column C" to its text; the line is reported separately.
-        let mut message = inner.to_string();
-        if let Some(cut) = message.find(" at line ") {
-            message.truncate(cut);
-        }
-        // It also prefixes custom errors with the key path, which is reported separately.
-        if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
-            message = rest.to_string();
-        }
-        ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
-    })
+    fn located<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            // Errors without a location (e.g. from the end of the document) fall back on the key.
+            let line = inner.location().map(|l| l.line()).or_else(|| line_of_key(text, &key));
+            // serde_yaml_ng appends " at line L column C" to its text; the line is reported separately.
+            let mut message = inner.to_string();
+            if let Some(cut) = message.find(" at line ") {
+                message.truncate(cut);
+            }
+            // It also prefixes custom errors with the key path, which is reported separately.
+            if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
+                message = rest.to_string();
+            }
+            ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
+        })
+    }
+    bounds::prescan(text).map_err(|(line, message)| ConfigError::Input { path: path.to_path_buf(), line, message })?;
+    let value = located::<T>(text, path)?;
+    located::<bounds::CheckBounds>(text, path)?;
+    Ok(value)
 }
 
 struct Validator<'a> {
@@ -532,26 +545,86 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Best-effort line (1-based) of a dotted key path in YAML block style, for validation errors
-/// that arise after parsing. Walks the path segment by segment, each deeper than the last.
+/// Line (1-based) of a dotted key path (`a.b.c`, `a.list[2].b`) in YAML, block or flow style,
+/// for validation errors that arise after parsing. Walks the path segment by segment, each
+/// inside the block of the one before; when a segment is absent (a key left at its default, or
+/// a rule about several keys), the line of the deepest segment found, else line 1: every error
+/// names a real line.
 pub(crate) fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
-    let mut line_no = 0usize;
-    let mut min_indent = 0usize;
     let lines: Vec<&str> = text.lines().collect();
-    let mut found = None;
-    for segment in key_path.split('.') {
-        let needle = format!("{segment}:");
-        let start = found.map(|l: usize| l + 1).unwrap_or(0);
-        let hit = lines.iter().enumerate().skip(start).find(|(_, line)| {
-            let trimmed = line.trim_start();
-            let indent = line.len() - trimmed.len();
-            indent >= min_indent && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{segment}\":")))
-        })?;
-        line_no = hit.0;
-        min_indent = hit.1.len() - hit.1.trim_start().len() + 1;
-        found = Some(hit.0);
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let is_content = |line: &str| !line.trim().is_empty() && !line.trim_start().starts_with('#');
+    let top_indent = lines.iter().find(|l| is_content(l)).map(|l| indent(l)).unwrap_or(0);
+    // Position after the last segment found: (line index, byte column), and that line's indent.
+    let mut at: Option<(usize, usize, usize)> = None;
+    for segment in key_path.split('.').filter(|s| !s.is_empty()) {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let (start_line, start_col, parent_indent) = match at {
+            Some((l, c, i)) => (l, c, Some(i)),
+            None => (0, 0, None),
+        };
+        let mut hit = None;
+        for (l, line) in lines.iter().enumerate().skip(start_line) {
+            let from = if l == start_line { start_col } else { 0 };
+            if l > start_line && is_content(line) && parent_indent.is_some_and(|p| indent(line) <= p) {
+                break; // the parent's block ended
+            }
+            if parent_indent.is_none() && indent(line) != top_indent {
+                continue; // the first segment is a top-level key
+            }
+            if let Some(col) = find_key(line, from, name) {
+                hit = Some((l, col, indent(line)));
+                break;
+            }
+        }
+        let Some(found) = hit else { break };
+        at = Some(found);
+        if let Some(index) = index {
+            // The index-th item of a block list under the key.
+            let (l, _, key_indent) = found;
+            let items: Vec<usize> = lines
+                .iter()
+                .enumerate()
+                .skip(l + 1)
+                .take_while(|(_, line)| {
+                    !is_content(line) || indent(line) > key_indent || line.trim_start().starts_with("- ")
+                })
+                .filter(|(_, line)| line.trim_start().starts_with("- "))
+                .map(|(i, _)| i)
+                .collect();
+            match items.get(index) {
+                Some(&item) => at = Some((item, indent(lines[item]) + 2, indent(lines[item]))),
+                None => break,
+            }
+        }
     }
-    Some(line_no + 1)
+    Some(at.map(|(l, _, _)| l + 1).unwrap_or(1))
+}
+
+/// Byte column just after `name:` (plain or quoted) at or after `from` where a key can start:
+/// the line's first token, after `- `, `{` or `,`.
+fn find_key(line: &str, from: usize, name: &str) -> Option<usize> {
+    for needle in [format!("{name}:"), format!("\"{name}\":"), format!("'{name}':")] {
+        let mut search = from;
+        while let Some(pos) = line.get(search..).and_then(|rest| rest.find(&needle)) {
+            let start = search + pos;
+            let before = line[..start].trim_end();
+            let after = line[start + needle.len()..].chars().next();
+            let key_start = before.is_empty()
+                || before.ends_with('{')
+                || before.ends_with(',')
+                || before.trim_start() == "-"
+                || before.ends_with(" -");
+            if key_start && after.is_none_or(|c| c == ' ' || c == '\t') {
+                return Some(start + needle.len());
+            }
+            search = start + needle.len();
+        }
+    }
+    None
 }
 
 #[cfg(test)]
