@@ -6,6 +6,7 @@ pub mod config;
 pub mod framework;
 pub mod http;
 pub mod metrics;
+pub mod panics;
 pub mod sources;
 pub mod status;
 pub mod web;
