@@ -7,6 +7,7 @@ pub mod framework;
 pub mod http;
 pub mod metrics;
 pub mod panics;
+pub mod reload;
 pub mod sources;
 pub mod status;
 pub mod web;
