@@ -6,13 +6,80 @@ use std::time::Duration;
 use clickhouse::query::Query;
 use clickhouse::{RowOwned, RowRead};
 
-use crate::config::ClickHouseConfig;
-use crate::framework::{ErrorKind, SourceContext, SourceError};
+use crate::config::{ClickHouseConfig, Shared, DEFAULT_CLICKHOUSE_TIMEOUT};
+use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
 
-/// ClickHouse error codes that mean "who you are / what you may do" rather than a bad query.
-const AUTH_CODES: [u32; 6] = [192, 193, 194, 195, 497, 516];
-/// TIMEOUT_EXCEEDED: the server-side `max_execution_time` stopped the query.
-const TIMEOUT_CODE: u32 = 159;
+/// Classes of ClickHouse exception codes: one table for the exporter's own failures
+/// (`polo_exporter_source_errors_total{kind}`) and for the failures it reports
+/// (`polo_clickhouse_failed_queries_total{class}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CodeClass {
+    Timeout,
+    Memory,
+    TooManyParts,
+    Limit,
+    Access,
+    Query,
+    Cancelled,
+    Other,
+}
+
+impl CodeClass {
+    pub const ALL: [CodeClass; 8] = [
+        Self::Timeout,
+        Self::Memory,
+        Self::TooManyParts,
+        Self::Limit,
+        Self::Access,
+        Self::Query,
+        Self::Cancelled,
+        Self::Other,
+    ];
+
+    pub fn of(code: i64) -> Self {
+        match code {
+            // TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT
+            159 | 160 | 209 => Self::Timeout,
+            // MEMORY_LIMIT_EXCEEDED, CANNOT_ALLOCATE_MEMORY
+            173 | 241 => Self::Memory,
+            // TOO_MANY_PARTS
+            252 => Self::TooManyParts,
+            // TOO_MANY_ROWS, QUOTA_EXCEEDED, TOO_MANY_SIMULTANEOUS_QUERIES, TOO_MANY_BYTES, TOO_MANY_ROWS_OR_BYTES
+            158 | 201 | 202 | 307 | 396 => Self::Limit,
+            // READONLY, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED,
+            // SETTING_CONSTRAINT_VIOLATION, ACCESS_DENIED, AUTHENTICATION_FAILED
+            164 | 192 | 193 | 194 | 195 | 452 | 497 | 516 => Self::Access,
+            // syntax, unknown identifiers, tables, databases, functions, types
+            16 | 36 | 42 | 43 | 46 | 47 | 53 | 60 | 62 | 81 => Self::Query,
+            // QUERY_WAS_CANCELLED
+            394 => Self::Cancelled,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::TooManyParts => "too_many_parts",
+            Self::Limit => "limit",
+            Self::Access => "access",
+            Self::Query => "query",
+            Self::Cancelled => "cancelled",
+            Self::Other => "other",
+        }
+    }
+
+    /// How the exporter files its own query failing with a code of this class.
+    pub fn error_kind(self) -> ErrorKind {
+        match self {
+            Self::Timeout => ErrorKind::Timeout,
+            Self::Access => ErrorKind::Auth,
+            Self::Limit | Self::TooManyParts => ErrorKind::Limit,
+            Self::Memory | Self::Query | Self::Cancelled | Self::Other => ErrorKind::Query,
+        }
+    }
+}
 
 /// Starts the `log_comment` of every query the exporter sends.
 pub const LOG_COMMENT_PREFIX: &str = "polo-exporter:";
@@ -20,6 +87,11 @@ pub const LOG_COMMENT_PREFIX: &str = "polo-exporter:";
 /// Marks the exporter's own queries in `system.query_log` and `system.processes`.
 pub fn log_comment(source: &str) -> String {
     format!("{LOG_COMMENT_PREFIX}{source}")
+}
+
+/// The default `timeout` of a ClickHouse source: `clickhouse.timeout`.
+pub fn default_timeout(shared: &Shared) -> Duration {
+    shared.clickhouse.map_or(DEFAULT_CLICKHOUSE_TIMEOUT, |c| c.timeout)
 }
 
 #[derive(Clone)]
@@ -66,7 +138,7 @@ impl ClickHouse {
             rows.push(row);
         }
         if let Some(read) = cursor.summary().and_then(|s| s.read_rows()) {
-            ctx.add_read_rows(read);
+            ctx.add(Usage::ClickHouseReadRows, read);
         }
         Ok(rows)
     }
@@ -78,11 +150,7 @@ pub fn classify(err: &clickhouse::error::Error) -> ErrorKind {
     match err {
         E::Network(_) => ErrorKind::Connect,
         E::TimedOut => ErrorKind::Timeout,
-        E::BadResponse(text) => match exception_code(text) {
-            Some(code) if AUTH_CODES.contains(&code) => ErrorKind::Auth,
-            Some(TIMEOUT_CODE) => ErrorKind::Timeout,
-            _ => ErrorKind::Query,
-        },
+        E::BadResponse(text) => exception_code(text).map_or(ErrorKind::Query, |code| CodeClass::of(code).error_kind()),
         E::DataFormat(_)
         | E::NotEnoughData
         | E::InvalidUtf8Encoding(_)
@@ -96,7 +164,7 @@ pub fn classify(err: &clickhouse::error::Error) -> ErrorKind {
 }
 
 /// The `N` of a ClickHouse error text starting `Code: N.`.
-fn exception_code(text: &str) -> Option<u32> {
+fn exception_code(text: &str) -> Option<i64> {
     let rest = &text[text.find("Code: ")? + 6..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
@@ -119,7 +187,30 @@ mod tests {
         );
         assert_eq!(classify(&E::BadResponse("Code: 159. DB::Exception: Timeout exceeded".into())), ErrorKind::Timeout);
         assert_eq!(classify(&E::BadResponse("bad gateway".into())), ErrorKind::Query);
+        assert_eq!(
+            classify(&E::BadResponse("Code: 164. DB::Exception: Cannot modify setting in readonly mode".into())),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify(&E::BadResponse(
+                "Code: 452. DB::Exception: Setting max_execution_time should not be greater than 5".into()
+            )),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            classify(&E::BadResponse("Code: 158. DB::Exception: Limit for rows exceeded".into())),
+            ErrorKind::Limit
+        );
         assert_eq!(classify(&E::NotEnoughData), ErrorKind::Decode);
+    }
+
+    #[test]
+    fn classes_of_codes() {
+        assert_eq!(CodeClass::of(159), CodeClass::Timeout);
+        assert_eq!(CodeClass::of(252), CodeClass::TooManyParts);
+        assert_eq!(CodeClass::of(497), CodeClass::Access);
+        assert_eq!(CodeClass::of(394), CodeClass::Cancelled);
+        assert_eq!(CodeClass::of(395), CodeClass::Other);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::metrics::{self, FamilySet, MetricFamily};
+use crate::metrics::{self, Def, FamilySet};
 use crate::reload::{self, Files, Loaded};
 
 /// Paths of the status API; the design spec writes both.
@@ -35,6 +35,18 @@ pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MIN_SCRAPE_BUDGET: Duration = Duration::from_millis(100);
 /// Scrapes and status requests served at once; more get 503 instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+
+/// Prometheus's own names for the state of the configuration reloads.
+pub static CONFIG_LAST_RELOAD_SUCCESSFUL: Def = Def::gauge(
+    "polo_exporter_config_last_reload_successful",
+    "1 if the latest configuration reload (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration stays in force.",
+    &[],
+);
+pub static CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: Def = Def::gauge(
+    "polo_exporter_config_last_reload_success_timestamp_seconds",
+    "When the configuration in force was loaded (start or latest successful reload).",
+    &[],
+);
 
 pub struct WebConfig {
     pub telemetry_path: String,
@@ -202,7 +214,7 @@ impl App {
                         respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, text)
                     }
                 } else {
-                    let body = serde_json::to_string_pretty(&scrape.status_json()).expect("status JSON serializes");
+                    let body = serde_json::to_string_pretty(&scrape.status()).expect("status JSON serializes");
                     respond(StatusCode::OK, "application/json", body)
                 }
             }
@@ -232,16 +244,8 @@ impl App {
     fn reload_families(&self) -> FamilySet {
         let state = *self.reload_state.lock().expect("reload state poisoned");
         Arc::new(vec![
-            MetricFamily::gauge(
-                "polo_exporter_config_last_reload_successful",
-                "1 if the latest configuration reload (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration stays in force.",
-            )
-            .with(vec![], if state.successful { 1.0 } else { 0.0 }),
-            MetricFamily::gauge(
-                "polo_exporter_config_last_reload_success_timestamp_seconds",
-                "When the configuration in force was loaded (start or latest successful reload).",
-            )
-            .with(vec![], state.last_success_unix),
+            CONFIG_LAST_RELOAD_SUCCESSFUL.family().with([], if state.successful { 1.0 } else { 0.0 }),
+            CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP.family().with([], state.last_success_unix),
         ])
     }
 

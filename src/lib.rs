@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod clickhouse;
+pub mod clock;
 pub mod config;
 pub mod framework;
 pub mod http;

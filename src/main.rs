@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use polo_exporter::config::{duration, Config};
+use polo_exporter::framework::error_chain;
 use polo_exporter::http::{self, App, Stop, WebConfig};
 use polo_exporter::reload::{self, Files, Loaded};
 use polo_exporter::web::WebSecurity;
@@ -204,15 +205,4 @@ fn init_logging(level: LogLevel, format: LogFormat) {
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
             .init(),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }

@@ -42,39 +42,99 @@ pub enum Kind {
     Histogram,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricFamily {
+/// A family declared once: name, help, type and label names. Sources declare theirs as
+/// constants and make every per-scrape [`MetricFamily`] from them, so a name is written once.
+#[derive(Debug, PartialEq)]
+pub struct Def {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
-    pub samples: Vec<Sample>,
+    pub labels: &'static [&'static str],
+}
+
+impl Def {
+    pub const fn gauge(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Self { name, help, kind: Kind::Gauge, labels }
+    }
+
+    /// `name` without `_total`: the encoder appends it.
+    pub const fn counter(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Self { name, help, kind: Kind::Counter, labels }
+    }
+
+    pub const fn histogram(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Self { name, help, kind: Kind::Histogram, labels }
+    }
+
+    /// An empty family of this definition, to fill for one scrape.
+    pub fn family(&'static self) -> MetricFamily {
+        MetricFamily { def: self, samples: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFamily {
+    def: &'static Def,
+    samples: Vec<Sample>,
 }
 
 impl MetricFamily {
-    pub fn gauge(name: &'static str, help: &'static str) -> Self {
-        Self { name, help, kind: Kind::Gauge, samples: Vec::new() }
+    pub fn def(&self) -> &'static Def {
+        self.def
     }
 
-    pub fn counter(name: &'static str, help: &'static str) -> Self {
-        Self { name, help, kind: Kind::Counter, samples: Vec::new() }
+    pub fn name(&self) -> &'static str {
+        self.def.name
     }
 
-    pub fn histogram(name: &'static str, help: &'static str) -> Self {
-        Self { name, help, kind: Kind::Histogram, samples: Vec::new() }
+    pub fn kind(&self) -> Kind {
+        self.def.kind
     }
 
-    /// Adds a sample whose value type follows the family's kind (gauge or counter).
-    pub fn push(&mut self, labels: Labels, value: f64) {
-        let value = match self.kind {
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Adds a gauge or counter sample; `values` are the label values in the order of the
+    /// definition's label names.
+    pub fn push<const N: usize>(&mut self, values: [String; N], value: f64) {
+        let value = match self.def.kind {
             Kind::Counter => Value::Counter(value),
-            _ => Value::Gauge(value),
+            Kind::Gauge => Value::Gauge(value),
+            // A histogram takes only `push_histogram`: a gauge value there would be a lie.
+            Kind::Histogram => {
+                debug_assert!(false, "{}: a histogram family takes push_histogram", self.def.name);
+                return;
+            }
         };
+        let labels = self.labels(values);
         self.samples.push(Sample { labels, value });
     }
 
-    pub fn with(mut self, labels: Labels, value: f64) -> Self {
-        self.push(labels, value);
+    /// Adds one histogram series; `buckets` as in [`Value::Histogram`].
+    pub fn push_histogram<const N: usize>(
+        &mut self,
+        values: [String; N],
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    ) {
+        if self.def.kind != Kind::Histogram {
+            debug_assert!(false, "{}: only a histogram family takes push_histogram", self.def.name);
+            return;
+        }
+        let labels = self.labels(values);
+        self.samples.push(Sample { labels, value: Value::Histogram { sum, count, buckets } });
+    }
+
+    pub fn with<const N: usize>(mut self, values: [String; N], value: f64) -> Self {
+        self.push(values, value);
         self
+    }
+
+    fn labels<const N: usize>(&self, values: [String; N]) -> Labels {
+        debug_assert_eq!(N, self.def.labels.len(), "{}: label values do not match the definition", self.def.name);
+        self.def.labels.iter().copied().zip(values).collect()
     }
 }
 
@@ -176,12 +236,12 @@ pub fn label_value(value: &str) -> Cow<'_, str> {
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in self.0.iter().flat_map(|set| (**set).as_ref()) {
-            let metric_type = match family.kind {
+            let metric_type = match family.def.kind {
                 Kind::Gauge => MetricType::Gauge,
                 Kind::Counter => MetricType::Counter,
                 Kind::Histogram => MetricType::Histogram,
             };
-            let mut metric = encoder.encode_descriptor(family.name, family.help, None, metric_type)?;
+            let mut metric = encoder.encode_descriptor(family.def.name, family.def.help, None, metric_type)?;
             for sample in &family.samples {
                 // An empty label set is written without braces (`name 1.0`, not `name{} 1.0`).
                 if sample.labels.is_empty() {
@@ -202,11 +262,6 @@ impl Collector for Snapshot {
 /// Content type of [`encode`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Encodes families as OpenMetrics text, `# EOF` included.
-pub fn encode(families: Vec<MetricFamily>) -> String {
-    encode_sets(vec![std::sync::Arc::new(families)])
-}
-
 /// Encodes several family sets, in order, as one OpenMetrics text.
 pub fn encode_sets(sets: Vec<FamilySet>) -> String {
     let mut registry = Registry::default();
@@ -220,7 +275,7 @@ pub fn encode_sets(sets: Vec<FamilySet>) -> String {
 pub type CounterNames = std::collections::HashSet<&'static str>;
 
 pub fn counter_names(sets: &[FamilySet]) -> CounterNames {
-    sets.iter().flat_map(|set| (**set).as_ref()).filter(|f| f.kind == Kind::Counter).map(|f| f.name).collect()
+    sets.iter().flat_map(|set| (**set).as_ref()).filter(|f| f.def.kind == Kind::Counter).map(|f| f.def.name).collect()
 }
 
 /// Content type of [`to_prometheus_text`]'s output.
@@ -258,21 +313,20 @@ pub fn to_prometheus_text(openmetrics: &str, counters: &CounterNames) -> String 
 mod tests {
     use super::*;
 
+    static X: Def = Def::gauge("polo_x_seconds", "X.", &["a"]);
+    static RUNS: Def = Def::counter("polo_runs", "Runs.", &["status"]);
+    static H: Def = Def::histogram("polo_h_seconds", "H.", &[]);
+    static UP: Def = Def::gauge("polo_up", "Up.", &[]);
+
+    fn encode(families: Vec<MetricFamily>) -> String {
+        encode_sets(vec![std::sync::Arc::new(families)])
+    }
+
     #[test]
     fn encodes_gauges_counters_and_histograms() {
-        let families = vec![
-            MetricFamily::gauge("polo_x_seconds", "X.").with(vec![("a", "q\"uo\nte".into())], 1.5),
-            MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
-            MetricFamily {
-                name: "polo_h_seconds",
-                help: "H.",
-                kind: Kind::Histogram,
-                samples: vec![Sample {
-                    labels: vec![],
-                    value: Value::Histogram { sum: 2.5, count: 3, buckets: vec![(1.0, 1), (f64::INFINITY, 2)] },
-                }],
-            },
-        ];
+        let mut h = H.family();
+        h.push_histogram([], 2.5, 3, vec![(1.0, 1), (f64::INFINITY, 2)]);
+        let families = vec![X.family().with(["q\"uo\nte".into()], 1.5), RUNS.family().with(["failed".into()], 3.0), h];
         let text = encode(families);
         assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo te\"} 1.5\n"), "{text}");
         assert!(text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
@@ -283,11 +337,20 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "histogram family takes push_histogram")]
+    fn a_histogram_family_refuses_a_gauge_value() {
+        H.family().push([], 1.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "only a histogram family")]
+    fn a_gauge_family_refuses_a_histogram() {
+        UP.family().push_histogram([], 1.0, 1, vec![(f64::INFINITY, 1)]);
+    }
+
+    #[test]
     fn converts_to_prometheus_text() {
-        let families = vec![
-            MetricFamily::counter("polo_runs", "Runs.").with(vec![("status", "failed".into())], 3.0),
-            MetricFamily::gauge("polo_up", "Up.").with(vec![], 1.0),
-        ];
+        let families = vec![RUNS.family().with(["failed".into()], 3.0), UP.family().with([], 1.0)];
         let sets: Vec<FamilySet> = vec![std::sync::Arc::new(families)];
         let text = to_prometheus_text(&encode_sets(sets.clone()), &counter_names(&sets));
         assert!(text.contains("# HELP polo_runs_total Runs.\n# TYPE polo_runs_total counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
@@ -328,11 +391,10 @@ mod tests {
 
     #[test]
     fn every_label_of_every_family_is_cleaned_at_encoding() {
+        static A: Def = Def::gauge("polo_a", "A.", &["collector", "ok"]);
+        static B: Def = Def::counter("polo_b", "B.", &["queue"]);
         let name = format!("\u{202E}{}", "c".repeat(5000));
-        let families = vec![
-            MetricFamily::gauge("polo_a", "A.").with(vec![("collector", name), ("ok", "fine".into())], 1.0),
-            MetricFamily::counter("polo_b", "B.").with(vec![("queue", "q\u{FEFF}".into())], 2.0),
-        ];
+        let families = vec![A.family().with([name, "fine".into()], 1.0), B.family().with(["q\u{FEFF}".into()], 2.0)];
         let text = encode(families);
         let line = text.lines().find(|l| l.starts_with("polo_a{")).unwrap();
         let value = line.split('"').nth(1).unwrap();

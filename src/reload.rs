@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::framework::{Exporter, SourceRunner};
+use crate::framework::{error_chain, Exporter, SourceRunner};
 use crate::sources;
 use crate::web::WebSecurity;
 
@@ -85,43 +85,26 @@ impl Loaded {
     }
 }
 
-/// Per source, a fingerprint of every configuration value its runner depends on. Sources that
-/// share state (the `accounts` source reads what `collector_runs` collects; `cloudwatch` watches
-/// the queues `sqs` finds) share one fingerprint, so they are kept or replaced together. A
-/// source missing here is always replaced.
+/// Per source, a fingerprint of its validated section, which holds everything its runner
+/// depends on (settings, its own keys, the connection it uses). A source missing here is
+/// always replaced.
 fn fingerprints(cfg: &Config) -> BTreeMap<&'static str, u64> {
-    let print = |parts: &[&dyn std::fmt::Debug], secret: &str| {
+    let print = |section: &dyn std::fmt::Debug, secret: &str| {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for part in parts {
-            format!("{part:?}").hash(&mut hasher);
-        }
+        format!("{section:?}").hash(&mut hasher);
         // `Secret` hides itself from Debug; a changed password must still count as a change.
         secret.hash(&mut hasher);
         hasher.finish()
     };
     let s = &cfg.sources;
-    let (ch, pw) = (&cfg.clickhouse, cfg.clickhouse.password.expose());
-    let runs_and_accounts = print(&[ch, &cfg.collectors, &cfg.accounts, &s.collector_runs, &s.accounts], pw);
-    let system = print(&[ch, &cfg.clickhouse_system, &s.clickhouse_system], pw);
-    let aws = print(&[&cfg.aws, &cfg.sqs, &cfg.cloudwatch, &s.sqs, &s.cloudwatch], "");
+    let pw = cfg.clickhouse.as_ref().map(|c| c.password.expose()).unwrap_or_default();
     BTreeMap::from([
-        ("collector_runs", runs_and_accounts),
-        ("accounts", runs_and_accounts),
-        ("clickhouse_system", system),
-        ("sqs", aws),
-        ("cloudwatch", aws),
+        ("collector_runs", print(&s.collector_runs, pw)),
+        ("accounts", print(&s.accounts, pw)),
+        ("clickhouse_system", print(&s.clickhouse_system, pw)),
+        ("sqs", print(&s.sqs, "")),
+        ("cloudwatch", print(&s.cloudwatch, "")),
     ])
-}
-
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -146,7 +129,7 @@ mod tests {
         assert!(summary.kept.is_empty());
 
         // Only the clickhouse_system section changes.
-        let changed = format!("{base}clickhouse_system:\n  max_rows: 5\n");
+        let changed = format!("{base}sources:\n  clickhouse_system:\n    max_rows: 5\n");
         let (second, summary) = Loaded::assemble(&config(&changed), WebSecurity::open(), Some(&first));
         assert_eq!(summary.kept, vec!["collector_runs", "accounts"]);
         assert_eq!(summary.started, vec!["clickhouse_system"]);
@@ -157,21 +140,21 @@ mod tests {
 
         // A password is part of the configuration even though Debug hides it.
         let (third, summary) = Loaded::assemble(
-            &config("clickhouse:\n  url: http://127.0.0.1:1\n  password: other\nclickhouse_system:\n  max_rows: 5\n"),
+            &config("clickhouse:\n  url: http://127.0.0.1:1\n  password: other\nsources:\n  clickhouse_system:\n    max_rows: 5\n"),
             WebSecurity::open(),
             Some(&second),
         );
         assert!(summary.kept.is_empty(), "{summary:?}");
         assert_eq!(names(&third), vec!["collector_runs", "accounts", "clickhouse_system"]);
 
-        // A disabled source stops.
+        // A disabled source stops; the others are untouched.
         let (_, summary) = Loaded::assemble(
             &config(&format!("{base}sources:\n  accounts:\n    enabled: false\n")),
             WebSecurity::open(),
             Some(&first),
         );
         assert_eq!(summary.stopped, vec!["accounts"]);
-        assert_eq!(summary.started, vec!["collector_runs"], "its partner is replaced with it");
-        assert_eq!(summary.kept, vec!["clickhouse_system"]);
+        assert!(summary.started.is_empty(), "{summary:?}");
+        assert_eq!(summary.kept, vec!["collector_runs", "clickhouse_system"]);
     }
 }

@@ -1,38 +1,88 @@
-//! Helpers for `/api/v1/system/status`: time formatting and the collector health colours.
+//! The `/api/v1/system/status` document: typed, in the shape of Polo's planned System Status
+//! page, with its JSON Schema at `docs/status.schema.json`. Each source contributes at most one
+//! section, a variant of [`StatusSection`]; the document has one field per variant, so two
+//! sources cannot overwrite each other's section.
 
-/// Formats unix seconds as RFC 3339 UTC with second precision (`2025-03-28T14:00:12Z`).
-pub fn rfc3339(unix_seconds: f64) -> String {
-    let secs = unix_seconds.floor() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub use crate::sources::clickhouse_system::model::ClickHouseStatus;
+pub use crate::sources::collector_runs::health::{CollectorStatus, Health};
+pub use crate::sources::sqs::model::SqsStatus;
+
+/// One source's section of the document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusSection {
+    Collectors(Vec<CollectorStatus>),
+    /// Accounts by `polo_status`, every known status present.
+    Accounts(BTreeMap<String, u64>),
+    ClickHouse(ClickHouseStatus),
+    Sqs(SqsStatus),
 }
 
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// Whether a source is up and when it last succeeded (the as-of time of its section).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceHealth {
+    pub up: bool,
+    pub last_success: Option<String>,
 }
 
-/// Card colour of a collector on the status page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// Every key succeeded within its expected interval and its latest run succeeded.
-    Green,
-    /// Some key's latest run did not succeed, or its last success is older than one interval.
-    Amber,
-    /// Some key is stale: no success within staleness_factor × expected interval (the alert's rule).
-    Red,
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StatusDocument {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collectors: Option<Vec<CollectorStatus>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clickhouse: Option<ClickHouseStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqs: Option<SqsStatus>,
+    pub sources: BTreeMap<&'static str, SourceHealth>,
+}
+
+/// A second source gave a section the document already has.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("status section `{section}` given by both {first} and {second}")]
+pub struct SectionCollision {
+    pub section: &'static str,
+    pub first: &'static str,
+    pub second: &'static str,
+}
+
+impl StatusDocument {
+    /// Adds `section` from `source`; refuses a section another source already gave.
+    pub fn add(
+        &mut self,
+        owners: &mut BTreeMap<&'static str, &'static str>,
+        source: &'static str,
+        section: StatusSection,
+    ) -> Result<(), SectionCollision> {
+        let key = section.key();
+        if let Some(first) = owners.get(key) {
+            return Err(SectionCollision { section: key, first, second: source });
+        }
+        owners.insert(key, source);
+        match section {
+            StatusSection::Collectors(v) => self.collectors = Some(v),
+            StatusSection::Accounts(v) => self.accounts = Some(v),
+            StatusSection::ClickHouse(v) => self.clickhouse = Some(v),
+            StatusSection::Sqs(v) => self.sqs = Some(v),
+        }
+        Ok(())
+    }
+}
+
+impl StatusSection {
+    /// The section's key in the document.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Collectors(_) => "collectors",
+            Self::Accounts(_) => "accounts",
+            Self::ClickHouse(_) => "clickhouse",
+            Self::Sqs(_) => "sqs",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -40,9 +90,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_743_170_412.9), "2025-03-28T14:00:12Z");
-        assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00Z");
+    fn a_section_given_twice_is_refused_not_overwritten() {
+        let mut doc = StatusDocument::default();
+        let mut owners = BTreeMap::new();
+        let first = BTreeMap::from([("active".to_string(), 2)]);
+        doc.add(&mut owners, "accounts", StatusSection::Accounts(first.clone())).unwrap();
+        let err = doc.add(&mut owners, "other", StatusSection::Accounts(BTreeMap::new())).unwrap_err();
+        assert_eq!(err, SectionCollision { section: "accounts", first: "accounts", second: "other" });
+        assert_eq!(doc.accounts, Some(first));
     }
 }

@@ -15,6 +15,23 @@ fn config(aws: &DevAws, extra: &str) -> String {
     )
 }
 
+/// The AWS requests the sources say they sent equal what the emulator received, call by call.
+fn assert_requests_match(aws: &DevAws, m: &Metrics) {
+    let received: f64 = [
+        "sqs:ListQueues",
+        "sqs:GetQueueUrl",
+        "sqs:GetQueueAttributes",
+        "sqs:ListDeadLetterSourceQueues",
+        "cloudwatch:GetMetricData",
+    ]
+    .iter()
+    .map(|action| aws.calls(action) as f64)
+    .sum();
+    let sent: f64 = m.find("polo_exporter_aws_requests_total", &[]).iter().map(|s| s.2).sum();
+    assert!(received > 0.0);
+    assert_eq!(sent, received, "requests counted by the exporter vs received by the emulator");
+}
+
 fn visible(m: &Metrics, queue: &str) -> Option<f64> {
     m.value("polo_sqs_messages_visible", &[("queue", queue)])
 }
@@ -35,7 +52,10 @@ fn depths_and_dead_letter_pairing_are_exact() {
     aws.send(&billing, 3, 900);
     // The DLQ is not named: it is found from orders' RedrivePolicy.
     let exporter = Exporter::start_env(
-        &config(&aws, "sqs:\n  queues:\n    - name: orders\n    - prefix: billing-\n"),
+        &config(
+            &aws,
+            "sources:\n  sqs:\n    enabled: true\n    queues:\n      - name: orders\n      - prefix: billing-\n",
+        ),
         &AWS_TEST_ENV,
     );
     let resp = exporter.get("/metrics");
@@ -73,7 +93,10 @@ fn dead_letter_queue_named_directly_finds_its_source() {
     aws.create_queue("jobs-dlq", None);
     aws.create_queue("jobs", Some("jobs-dlq"));
     let exporter = Exporter::start_env(
-        &config(&aws, "sqs:\n  queues:\n    - name: jobs-dlq\n      dead_letter: true\n"),
+        &config(
+            &aws,
+            "sources:\n  sqs:\n    enabled: true\n    queues:\n      - name: jobs-dlq\n        dead_letter: true\n",
+        ),
         &AWS_TEST_ENV,
     );
     let m = exporter.scrape();
@@ -94,7 +117,10 @@ fn a_queue_deleted_after_listing_fails_alone() {
     aws.create_queue("p-a", None);
     aws.create_queue("p-b", None);
     aws.control("/_polo/faults", serde_json::json!({"delete_after_list": ["p-b"]}));
-    let exporter = Exporter::start_env(&config(&aws, "sqs:\n  queues:\n    - prefix: p-\n"), &AWS_TEST_ENV);
+    let exporter = Exporter::start_env(
+        &config(&aws, "sources:\n  sqs:\n    enabled: true\n    queues:\n      - prefix: p-\n"),
+        &AWS_TEST_ENV,
+    );
     let m = exporter.scrape();
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "sqs")]), Some(1.0), "{}", exporter.log());
     assert_eq!(visible(&m, "p-a"), Some(0.0));
@@ -111,7 +137,10 @@ fn access_denied_on_one_queue_fails_alone() {
     aws.create_queue("d-b", None);
     aws.send(&a, 4, 0);
     aws.control("/_polo/faults", serde_json::json!({"deny_queues": ["d-b"]}));
-    let exporter = Exporter::start_env(&config(&aws, "sqs:\n  queues:\n    - prefix: d-\n"), &AWS_TEST_ENV);
+    let exporter = Exporter::start_env(
+        &config(&aws, "sources:\n  sqs:\n    enabled: true\n    queues:\n      - prefix: d-\n"),
+        &AWS_TEST_ENV,
+    );
     let m = exporter.scrape();
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "sqs")]), Some(1.0));
     assert_eq!(visible(&m, "d-a"), Some(4.0));
@@ -141,7 +170,7 @@ fn more_than_500_cloudwatch_queries_are_batched_and_paginated() {
     points.push(serde_json::json!({"namespace": "AWS/SQS", "name": "ApproximateAgeOfOldestMessage", "dimensions": [{"Name": "QueueName", "Value": "cw-q"}], "timestamp": now - 200.0, "value": 321.0}));
     aws.control("/_polo/datapoints", serde_json::Value::Array(points));
     let extra = format!(
-        "sqs:\n  queues:\n    - name: cw-q\ncloudwatch:\n  period: 1m\n  delay: 1m\n  lambda_functions: [{}]\n",
+        "sources:\n  sqs:\n    enabled: true\n    queues:\n      - name: cw-q\n  cloudwatch:\n    enabled: true\n    queues:\n      - name: cw-q\n    period: 1m\n    delay: 1m\n    lambda_functions: [{}]\n",
         functions.join(", ")
     );
     let exporter = Exporter::start_env(&config(&aws, &extra), &AWS_TEST_ENV);
@@ -150,8 +179,8 @@ fn more_than_500_cloudwatch_queries_are_batched_and_paginated() {
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "cloudwatch")]), Some(1.0), "{}", exporter.log());
     assert_eq!(aws.calls("cloudwatch:GetMetricData"), 6, "two batches, 5 + 1 pages");
     assert_eq!(aws.calls("cloudwatch:metrics_requested"), 521);
-    assert_eq!(m.value("polo_exporter_cloudwatch_requests_total", &[]), Some(6.0));
-    assert_eq!(m.value("polo_exporter_cloudwatch_metrics_requested_total", &[]), Some(521.0));
+    assert_eq!(m.value("polo_exporter_cloudwatch_metrics_requested_total", &[("source", "cloudwatch")]), Some(521.0));
+    assert_requests_match(&aws, &m);
     // Each period's Sum: the datapoints sit in two different 1-minute periods; the newest complete one wins.
     for i in [0usize, 40, 80, 120] {
         assert_eq!(m.value("polo_lambda_errors", &[("function", &functions[i])]), Some(i as f64 + 1.0), "fn {i}");
@@ -162,15 +191,16 @@ fn more_than_500_cloudwatch_queries_are_batched_and_paginated() {
 #[test]
 fn twenty_scrapes_cause_one_cloudwatch_round_per_period() {
     let aws = DevAws::start(&["--seed", "demo", "--static"]);
-    let extra = "sqs:\n  queues:\n    - prefix: polo-\ncloudwatch:\n  period: 5m\n  lambda_functions: [polo-collector-config-ec2, polo-cur-ingest]\n";
+    aws.reset_calls();
+    let extra = "sources:\n  sqs:\n    enabled: true\n    queues: &q\n      - prefix: polo-\n  cloudwatch:\n    enabled: true\n    queues: *q\n    period: 5m\n    lambda_functions: [polo-collector-config-ec2, polo-cur-ingest]\n";
     let exporter = Exporter::start_env(&config(&aws, extra), &AWS_TEST_ENV);
     let mut last = Metrics::default();
     for _ in 0..20 {
         last = exporter.scrape();
     }
     assert_eq!(aws.calls("cloudwatch:GetMetricData"), 1, "{}", exporter.log());
-    assert_eq!(last.value("polo_exporter_cloudwatch_requests_total", &[]), Some(1.0));
-    assert_eq!(last.value("polo_exporter_cloudwatch_metrics_requested_total", &[]), Some(12.0));
+    assert_eq!(last.value("polo_exporter_cloudwatch_metrics_requested_total", &[("source", "cloudwatch")]), Some(12.0));
+    assert_requests_match(&aws, &last);
     // The demo's figures came through.
     assert_eq!(
         last.value("polo_lambda_invocations", &[("function", "polo-collector-config-ec2")]).map(|v| v > 0.0),
@@ -191,7 +221,7 @@ fn no_credentials_marks_aws_sources_down_quickly_while_clickhouse_serves() {
     let ch = DevClickHouse::start();
     let aws = DevAws::start(&["--seed", "empty"]);
     let cfg = format!(
-        "clickhouse:\n  url: {}\naws:\n  region: eu-west-1\n  endpoint_url: {}\nsqs:\n  queues:\n    - prefix: polo-\ncloudwatch:\n  lambda_functions: [f]\n",
+        "clickhouse:\n  url: {}\naws:\n  region: eu-west-1\n  endpoint_url: {}\nsources:\n  sqs:\n    enabled: true\n    queues:\n      - prefix: polo-\n  cloudwatch:\n    enabled: true\n    lambda_functions: [f]\n",
         ch.url(),
         aws.url()
     );
@@ -227,7 +257,7 @@ fn iam_policy_matches_the_calls_made() {
         .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
         .collect();
     allowed.sort();
-    let code: String = ["src/sources/sqs/mod.rs", "src/sources/cloudwatch.rs"]
+    let code: String = ["src/aws/queues.rs", "src/sources/sqs/mod.rs", "src/sources/cloudwatch.rs"]
         .iter()
         .map(|p| std::fs::read_to_string(root.join(p)).unwrap())
         .collect();
@@ -259,7 +289,7 @@ fn assumes_the_configured_role() {
     let aws = DevAws::start(&["--seed", "empty"]);
     let url = aws.create_queue("role-q", None);
     aws.send(&url, 2, 0);
-    let extra = "  role_arn: arn:aws:iam::123456789012:role/polo-exporter\n  external_id: polo-test\nsqs:\n  queues:\n    - name: role-q\n";
+    let extra = "  role_arn: arn:aws:iam::123456789012:role/polo-exporter\n  external_id: polo-test\nsources:\n  sqs:\n    enabled: true\n    queues:\n      - name: role-q\n";
     // config() ends inside the `aws:` section, so the role keys continue it.
     let cfg = config(&aws, extra);
     let exporter = Exporter::start_env(&cfg, &AWS_TEST_ENV);

@@ -11,7 +11,7 @@ const DELAY: &str = "1s";
 fn exporter_for(ch: &DevClickHouse) -> Exporter {
     Exporter::start(&config(
         &ch.url(),
-        &format!("clickhouse_system:\n  query_log_delay: {DELAY}\n  databases: [polo]\n"),
+        &format!("sources:\n  clickhouse_system:\n    query_log_delay: {DELAY}\n    databases: [polo]\n"),
     ))
 }
 
@@ -166,7 +166,7 @@ fn missing_system_table_marks_only_this_source_down() {
 #[test]
 fn query_log_can_be_turned_off() {
     let ch = DevClickHouse::start_with_args(&["--seed", "empty", "--no-query-log"]);
-    let exporter = Exporter::start(&config(&ch.url(), "clickhouse_system:\n  query_log: false\n"));
+    let exporter = Exporter::start(&config(&ch.url(), "sources:\n  clickhouse_system:\n    query_log: false\n"));
     let m = exporter.scrape();
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "clickhouse_system")]), Some(1.0), "{}", exporter.log());
     assert!(m.has("polo_clickhouse_disk_free_bytes"));

@@ -304,7 +304,7 @@ fn sighup_reloads_and_a_bad_config_keeps_the_running_one() {
     let ch = DevClickHouse::start_demo();
     let base = config(&ch.url(), "");
     let with_interval = |interval: &str, extra: &str| {
-        format!("{base}collectors:\n  expected_intervals:\n    config_ec2: {interval}\n{extra}")
+        format!("{base}sources:\n  collector_runs:\n    expected_intervals:\n      config_ec2: {interval}\n{extra}")
     };
     let mut exporter = Proc::start(&with_interval("15m", ""), &[]);
     let interval = |m: &Metrics| value(m, "polo_collector_expected_interval_seconds", &[("collector", "config_ec2")]);
@@ -325,7 +325,7 @@ fn sighup_reloads_and_a_bad_config_keeps_the_running_one() {
     assert!(reloaded_at >= before_hup.floor() && reloaded_at > loaded_at, "{loaded_at} -> {reloaded_at}");
 
     // A bad config is refused; the old one keeps running.
-    exporter.write_config(&with_interval("30m", "sources:\n  collector_runs:\n    timeout: 99999999999d\n"));
+    exporter.write_config(&with_interval("30m", "    timeout: 99999999999d\n"));
     exporter.signal("HUP");
     eventually("failed reload reported", Duration::from_secs(20), || {
         exporter.scrape().value("polo_exporter_config_last_reload_successful", &[]) == Some(0.0)
@@ -337,13 +337,13 @@ fn sighup_reloads_and_a_bad_config_keeps_the_running_one() {
     let log = exporter.log();
     let failed: Vec<&str> = log.lines().filter(|l| l.contains("configuration reload failed")).collect();
     assert_eq!(failed.len(), 1, "one log line: {log}");
-    assert!(failed[0].contains("polo-exporter.yml:9: key `sources.collector_runs.timeout`"), "{}", failed[0]);
+    assert!(failed[0].contains("polo-exporter.yml:8: key `sources.collector_runs.timeout`"), "{}", failed[0]);
 
     // Only clickhouse_system's section changes: collector_runs and accounts keep their runners,
     // so their counters go on instead of restarting with a first load.
     let rows = |m: &Metrics, source: &str| value(m, "polo_exporter_clickhouse_read_rows_total", &[("source", source)]);
     let before = rows(&exporter.scrape(), "collector_runs");
-    exporter.write_config(&with_interval("30m", "clickhouse_system:\n  max_rows: 5000\n"));
+    exporter.write_config(&with_interval("30m", "  clickhouse_system:\n    max_rows: 5000\n"));
     exporter.signal("HUP");
     eventually("successful reload", Duration::from_secs(20), || {
         exporter.scrape().value("polo_exporter_config_last_reload_successful", &[]) == Some(1.0)
@@ -353,7 +353,7 @@ fn sighup_reloads_and_a_bad_config_keeps_the_running_one() {
     let log = exporter.log();
     let reloaded: Vec<&str> = log.lines().filter(|l| l.contains("configuration reloaded")).collect();
     assert_eq!(reloaded.len(), 2, "{log}");
-    assert!(reloaded[0].contains("started=collector_runs,accounts"), "{}", reloaded[0]);
+    assert!(reloaded[0].contains("kept=accounts,clickhouse_system started=collector_runs"), "{}", reloaded[0]);
     assert!(
         reloaded[1].contains("kept=collector_runs,accounts") && reloaded[1].contains("started=clickhouse_system"),
         "{}",

@@ -20,7 +20,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "dev", "stack"))
-from stack import free_port, wait_for  # noqa: E402
+from stack import BACKENDS, backend_argv, free_port, wait_for  # noqa: E402
 
 
 def wait_http(url, timeout=60):
@@ -82,7 +82,7 @@ def measure(binary, ch_port, rows, scrapes):
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "bench.yml")
         with open(cfg, "w") as f:
-            f.write(f"clickhouse:\n  url: http://127.0.0.1:{ch_port}\n  timeout: 60s\ncollectors:\n  default_expected_interval: 15m\nclickhouse_system:\n  query_log_delay: 2s\n")
+            f.write(f"clickhouse:\n  url: http://127.0.0.1:{ch_port}\n  timeout: 60s\nsources:\n  collector_runs:\n    default_expected_interval: 15m\n  clickhouse_system:\n    query_log_delay: 2s\n")
         proc = subprocess.Popen([binary, "--config.file", cfg, "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -115,16 +115,16 @@ def measure(binary, ch_port, rows, scrapes):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "polo-exporter"))
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    parser.add_argument("--binary", default=os.path.join(target, "release", "polo-exporter"))
     parser.add_argument("--rows", default="250000,1000000,4000000", help="comma-separated table sizes")
     parser.add_argument("--scrapes", type=int, default=20)
     args = parser.parse_args()
 
     ch_port = free_port()
-    ch = subprocess.Popen([sys.executable, os.path.join(ROOT, "dev", "clickhouse", "server.py"), "--port", str(ch_port), "--seed", "empty"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ch = subprocess.Popen(backend_argv("clickhouse", ch_port, ["--seed", "empty"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_http(f"http://127.0.0.1:{ch_port}/ping", 120)
+        wait_http(f"http://127.0.0.1:{ch_port}{BACKENDS['clickhouse']['ready']}", BACKENDS["clickhouse"]["timeout"])
         results = [measure(args.binary, ch_port, int(r), args.scrapes) for r in args.rows.split(",")]
     finally:
         ch.terminate()

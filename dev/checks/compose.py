@@ -14,6 +14,9 @@ import tempfile
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stack"))
+from stack import binary as stack_binary  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = {"clickhouse", "seed", "aws", "exporter", "prometheus", "alertmanager", "grafana"}
 
@@ -65,7 +68,7 @@ def main():
     if dupes:
         errors.append(f"host ports used twice: {sorted(dupes)}")
 
-    binary = os.path.join(ROOT, "target", "debug", "polo-exporter")
+    binary = stack_binary()
     if exporter_config is None:
         errors.append("no config mounted into the exporter")
     else:

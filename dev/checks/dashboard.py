@@ -22,8 +22,9 @@ THRESHOLDS = {
     "Queue depth": ("PoloSqsBacklog", "same"),
     # Message counts are integers: "> 0" is "red from 1".
     "Dead-letter queue depth": ("PoloDeadLetterQueueNotEmpty", "next_integer"),
-    # The card shows age / (factor × interval); the alert fires when that exceeds 1.
-    "$collector": ("PoloCollectorStale", "ratio_one"),
+    # The card shows a health state (0 healthy, 1 late, 2 stale) computed from the thresholds the
+    # exporter exports; red is state 2, past polo_collector_stale_threshold_seconds as in the alert.
+    "$collector": ("PoloCollectorStale", "stale_state"),
 }
 
 
@@ -99,9 +100,11 @@ def main():
             errors.append(f"panel {title!r} missing")
             continue
         rule = alert_thresholds.get(alert)
-        want = {"same": rule, "next_integer": (rule or 0) + 1, "ratio_one": 1}[how]
-        if how != "ratio_one" and rule is None:
+        want = {"same": rule, "next_integer": (rule or 0) + 1, "stale_state": 2}[how]
+        if how != "stale_state" and rule is None:
             errors.append(f"{alert}: threshold not found in the rule")
+        if how == "stale_state" and not all("polo_collector_stale_threshold_seconds" in t["expr"] for t in p["targets"][:1]):
+            errors.append(f"{title}: the card's health does not read polo_collector_stale_threshold_seconds")
         if red_step(p) != want:
             errors.append(f"{title}: red threshold {red_step(p)} differs from {alert}'s {want}")
     sections = {p["title"] for p in d["panels"] if p["type"] == "row"}

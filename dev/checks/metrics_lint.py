@@ -11,35 +11,17 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stack"))
-from stack import free_port, wait_for  # noqa: E402
+from stack import Stack  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-
+SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs", "status.schema.json")
 
 
 def main():
-    binary = os.path.join(ROOT, "target", "debug", "polo-exporter")
-    ch_port, port, aws_port = free_port(), free_port(), free_port()
-    tmp = tempfile.mkdtemp(prefix="polo-lint-")
-    ch = subprocess.Popen([sys.executable, os.path.join(ROOT, "dev/clickhouse/server.py"), "--port", str(ch_port), "--seed", "demo", "--static"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    aws = subprocess.Popen([sys.executable, os.path.join(ROOT, "dev/aws/server.py"), "--port", str(aws_port), "--seed", "demo", "--static"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    exporter = None
+    stack = Stack(tempfile.mkdtemp(prefix="polo-lint-"), aws_static=True, clickhouse_static=True)
     try:
-        wait_for("dev ClickHouse", lambda: urllib.request.urlopen(f"http://127.0.0.1:{ch_port}/ping", timeout=2).read(), 120)
-        wait_for("dev AWS", lambda: urllib.request.urlopen(f"http://127.0.0.1:{aws_port}/_polo/stats", timeout=2).read(), 60)
-        with open(os.path.join(ROOT, "examples/local.yml")) as f:
-            cfg = f.read().replace("http://127.0.0.1:8123", f"http://127.0.0.1:{ch_port}").replace("query_log_delay: 3s", "query_log_delay: 1s").replace("http://127.0.0.1:4566", f"http://127.0.0.1:{aws_port}")
-        path = os.path.join(tmp, "exporter.yml")
-        with open(path, "w") as f:
-            f.write(cfg)
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="lint", AWS_SECRET_ACCESS_KEY="lint", AWS_EC2_METADATA_DISABLED="true")
-        exporter = subprocess.Popen([binary, "--config.file", path, "--web.listen-address", f"127.0.0.1:{port}"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        wait_for("exporter", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read(), 20)
+        # The dev server flushes its query log every second: count queries 1 s after they end.
+        stack.start(monitoring=False, exporter_overrides={"sources.clickhouse_system.query_log_delay": "1s"})
+        ch_port, port = stack.ports["clickhouse"], stack.ports["exporter"]
         # Queries that are not the exporter's, so the latency histogram has samples.
         for _ in range(3):
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{ch_port}/", data=b"SELECT count() FROM polo.collector_runs"), timeout=10).read()
@@ -62,12 +44,29 @@ def main():
                 print(f"no samples of {needed.decode()}")
                 return 1
         print(f"promtool check metrics: {families} families, no problems")
-        return 0
+        return check_status_schema(port)
     finally:
-        for p in (exporter, ch, aws):
-            if p:
-                p.terminate()
-                p.wait()
+        stack.stop()
+
+
+def check_status_schema(port):
+    """The status document the exporter serves, validated against docs/status.schema.json."""
+    import json
+
+    import jsonschema
+
+    with open(SCHEMA) as f:
+        schema = json.load(f)
+    doc = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/system/status", timeout=30))
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+    for err in errors:
+        print(f"status document: {'/'.join(map(str, err.path)) or '(root)'}: {err.message}")
+    sections = sorted(k for k in doc if k != "sources")
+    if errors or sections != ["accounts", "clickhouse", "collectors", "sqs"]:
+        print(f"status document does not match docs/status.schema.json (sections {sections})")
+        return 1
+    print(f"status document: valid against docs/status.schema.json ({len(doc['collectors'])} collectors)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OUT = os.path.join(ROOT, "deploy", "grafana", "dashboards", "polo-system-status.json")
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
+# Collector health is not restated here: the card computes it from the thresholds the exporter
+# exports (polo_collector_late_threshold_seconds, polo_collector_stale_threshold_seconds), as the
+# status document and PoloCollectorStale do, into a state: 0 healthy, 1 late, 2 stale.
+HEALTH_LATE, HEALTH_STALE = 1, 2
 # Threshold values shared with deploy/prometheus/rules/polo.rules.yml (checked by dev/checks/dashboard.py).
-STALE_RATIO = 1  # PoloCollectorStale: age > staleness_factor × interval, i.e. ratio to the threshold > 1
 DISK_USED = 0.8  # PoloClickHouseDiskAlmostFull
 P95_SECONDS = 5  # PoloClickHouseQueryLatencyHigh
 PARTS = 300  # PoloClickHouseTooManyParts
@@ -40,6 +43,8 @@ def target(expr, legend="", instant=False, fmt="time_series", ref="A"):
 def panel(kind, title, description, targets, x, y, w, h, unit, thresholds=None, **extra):
     _next_id[0] += 1
     defaults = {"unit": unit}
+    if "mappings" in extra:
+        defaults["mappings"] = extra.pop("mappings")
     if thresholds:
         defaults["thresholds"] = thresholds
         defaults["color"] = {"mode": "thresholds"}
@@ -63,6 +68,13 @@ def row(title, y):
     return {"id": _next_id[0], "type": "row", "title": title, "collapsed": False, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []}
 
 
+def health_state(sel, match):
+    """The worst key's health state: 1 for past the late threshold, 1 more for past the stale one."""
+    age = f"collector:polo_collector_success_age_seconds:as_of_read{{{sel},{match}}}"
+    return (f"max((({age} > bool on (instance, job, collector) group_left() polo_collector_late_threshold_seconds) "
+            f"+ ({age} > bool on (instance, job, collector) group_left() polo_collector_stale_threshold_seconds)))")
+
+
 def build():
     sel = 'instance=~"$instance"'
     panels = []
@@ -70,18 +82,19 @@ def build():
     panels.append(row("Collectors", y)); y += 1
     panels.append(panel(
         "stat", "$collector",
-        "One card per collector (repeated by the collector variable). Colour: the worst key's time since its last success, "
-        "as a fraction of the PoloCollectorStale threshold (staleness factor × expected interval): green below 0.5 (one "
-        "interval with the default factor 2), amber from 0.5, red from 1 = the alert's threshold. Also shown: time since the "
-        "last run, the latest run's duration and events.",
+        "One card per collector (repeated by the collector variable). Colour: the health of its worst key, from the "
+        "thresholds the exporter exports (the same as the status page and PoloCollectorStale use): green = healthy (last "
+        "success within one expected interval), amber = late, red = stale (older than staleness factor × the interval). "
+        "Also shown: time since the last run, the latest run's duration and events.",
         [
-            target(f'max(collector:polo_collector_success_age_seconds:as_of_read{{{sel},collector="$collector"}} / on (instance, job, collector) group_left() collector:polo_collector_stale_threshold_seconds:product)', "staleness", True, ref="A"),
+            target(health_state(sel, 'collector="$collector"'), "health", True, ref="A"),
             target(f'time() - max(polo_collector_last_run_timestamp_seconds{{{sel},collector="$collector"}})', "since last run", True, ref="B"),
             target(f'max(polo_collector_last_run_duration_seconds{{{sel},collector="$collector"}})', "duration", True, ref="C"),
             target(f'sum(polo_collector_last_run_events{{{sel},collector="$collector"}})', "events", True, ref="D"),
         ],
-        0, y, 6, 5, "percentunit", steps("green", (0.5, "orange"), (STALE_RATIO, "red")),
+        0, y, 6, 5, "none", steps("green", (HEALTH_LATE, "orange"), (HEALTH_STALE, "red")),
         repeat="collector", repeatDirection="h", maxPerRow=4,
+        mappings=[{"type": "value", "options": {"0": {"text": "healthy"}, "1": {"text": "late"}, "2": {"text": "stale"}}}],
         options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "background", "graphMode": "none", "textMode": "value_and_name", "orientation": "horizontal"},
         overrides=[
             {"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "unit", "value": "s"}, {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}}]},

@@ -1,8 +1,11 @@
-"""The whole polo-exporter stack as local processes, for scripts/demo and the end-to-end test:
-dev ClickHouse, dev AWS, the exporter, Prometheus with the shipped rules, Alertmanager with the
-shipped routing, and a webhook sink that logs every notification. Shortened `for:` durations and
-the receivers pointed at the sink come from generated overlays in the work directory; the
-shipped files are not modified."""
+"""The one harness that starts the dev backends, for the Rust tests (through `stack.py argv`),
+the Python checks, scripts/demo and the benchmark: dev ClickHouse, dev AWS, the exporter,
+Prometheus with the shipped rules, Alertmanager with the shipped routing, and a webhook sink that
+logs every notification. Shortened `for:` durations and the receivers pointed at the sink come
+from generated overlays in the work directory; the shipped files are not modified.
+
+    stack.py argv clickhouse --port 8123 -- --seed demo   # prints {"argv": [...], "ready": "/ping", ...}
+"""
 
 import json
 import os
@@ -21,6 +24,45 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# How each dev backend is started and when it is ready: the only place that says so.
+BACKENDS = {
+    "clickhouse": {"script": "dev/clickhouse/server.py", "ready": "/ping", "timeout": 120},
+    "aws": {"script": "dev/aws/server.py", "ready": "/_polo/stats", "timeout": 60},
+}
+
+
+def backend_argv(kind, port, args=()):
+    """The command line of a dev backend on `port` (this interpreter: the project's .venv)."""
+    return [sys.executable, os.path.join(ROOT, BACKENDS[kind]["script"]), "--port", str(port), *args]
+
+
+def binary():
+    """The exporter binary of the current build (honours CARGO_TARGET_DIR)."""
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    return os.path.join(target, "debug", "polo-exporter")
+
+
+def exporter_config(clickhouse_url, aws_url, overrides=None):
+    """examples/local.yml with the backends' URLs and `overrides` ({"sources.x.key": value}) set.
+    A path that does not already exist in the example fails loudly instead of being ignored,
+    unless its parent exists (a new key of an existing section)."""
+    with open(os.path.join(ROOT, "examples/local.yml")) as f:
+        cfg = yaml.safe_load(f)
+    settings = {"clickhouse.url": clickhouse_url, "aws.endpoint_url": aws_url, **(overrides or {})}
+    for path, value in settings.items():
+        *parents, leaf = path.split(".")
+        node = cfg
+        for key in parents:
+            if not isinstance(node, dict) or key not in node:
+                raise KeyError(f"exporter_config: {path!r}: no {key!r} in examples/local.yml")
+            node = node[key]
+        if value is None:
+            node.pop(leaf, None)
+        else:
+            node[leaf] = value
+    return yaml.safe_dump(cfg, sort_keys=False)
 
 
 def free_port():
@@ -100,39 +142,37 @@ class Stack:
         log = open(os.path.join(self.workdir, f"{name}.log"), "a")
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
 
+    def start_backend(self, kind, args=()):
+        spec = BACKENDS[kind]
+        self._spawn(kind, backend_argv(kind, self.ports[kind], args))
+        wait_for(f"dev {kind}", lambda: urllib.request.urlopen(self.url(kind) + spec["ready"], timeout=2).read(), spec["timeout"])
+
     def start_clickhouse(self, seed="demo"):
-        args = [sys.executable, os.path.join(ROOT, "dev/clickhouse/server.py"), "--port", str(self.ports["clickhouse"]),
-                "--data", os.path.join(self.workdir, "clickhouse-data"), "--seed", seed]
+        args = ["--data", os.path.join(self.workdir, "clickhouse-data"), "--seed", seed]
         if self.clickhouse_static and seed == "demo":
             args.append("--static")
-        self._spawn("clickhouse", args)
-        wait_for("dev ClickHouse", lambda: urllib.request.urlopen(self.url("clickhouse") + "/ping", timeout=2).read(), 120)
+        self.start_backend("clickhouse", args)
 
     def stop_clickhouse(self):
         self._stop("clickhouse")
 
-    def start(self):
-        self.start_clickhouse()
-        aws_args = [sys.executable, os.path.join(ROOT, "dev/aws/server.py"), "--port", str(self.ports["aws"]), "--seed", "demo"]
-        if self.aws_static:
-            aws_args.append("--static")
-        self._spawn("aws", aws_args)
-        wait_for("dev AWS", lambda: urllib.request.urlopen(self.url("aws") + "/_polo/stats", timeout=2).read(), 60)
-
-        with open(os.path.join(ROOT, "examples/local.yml")) as f:
-            cfg = f.read()
-        cfg = cfg.replace("http://127.0.0.1:8123", self.url("clickhouse")).replace("http://127.0.0.1:4566", self.url("aws"))
+    def start_exporter(self, overrides=None, args=()):
         exporter_cfg = os.path.join(self.workdir, "polo-exporter.yml")
         with open(exporter_cfg, "w") as f:
-            f.write(cfg)
+            f.write(exporter_config(self.url("clickhouse"), self.url("aws"), overrides))
         env = dict(os.environ, AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_EC2_METADATA_DISABLED="true")
-        binary = os.path.join(ROOT, "target", "debug", "polo-exporter")
-        self._spawn("exporter", [binary, "--config.file", exporter_cfg, "--web.listen-address", f"127.0.0.1:{self.ports['exporter']}"], env)
+        self._spawn("exporter", [binary(), "--config.file", exporter_cfg, "--web.listen-address", f"127.0.0.1:{self.ports['exporter']}", *args], env)
         wait_for("exporter", lambda: urllib.request.urlopen(self.url("exporter") + "/healthz", timeout=2).read(), 30)
 
-        self.sink = Sink(os.path.join(self.workdir, "notifications.jsonl"), self.ports["sink"])
-        self._start_alertmanager()
-        self._start_prometheus()
+    def start(self, monitoring=True, exporter_overrides=None):
+        """The backends and the exporter; with `monitoring`, also the sink, Alertmanager and Prometheus."""
+        self.start_clickhouse()
+        self.start_backend("aws", ["--seed", "demo"] + (["--static"] if self.aws_static else []))
+        self.start_exporter(exporter_overrides)
+        if monitoring:
+            self.sink = Sink(os.path.join(self.workdir, "notifications.jsonl"), self.ports["sink"])
+            self._start_alertmanager()
+            self._start_prometheus()
 
     def _start_prometheus(self):
         prom_dir = os.path.join(self.workdir, "prometheus")
@@ -211,3 +251,23 @@ class Stack:
             self._stop(name)
         if self.sink:
             self.sink.stop()
+
+
+def main(argv):
+    """`argv KIND --port N [-- backend args]`: the command line and readiness of a dev backend,
+    as JSON, for harnesses in other languages (the Rust tests)."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="stack.py")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("argv")
+    cmd.add_argument("kind", choices=sorted(BACKENDS))
+    cmd.add_argument("--port", type=int, required=True)
+    own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = parser.parse_args(own)
+    spec = BACKENDS[args.kind]
+    print(json.dumps({"argv": backend_argv(args.kind, args.port, rest), "ready": spec["ready"], "timeout": spec["timeout"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

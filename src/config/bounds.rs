@@ -1,67 +1,19 @@
-//! Bounds on YAML input (the config file and the web config file), so that a hostile or
-//! mistaken file is rejected fast and with its line, instead of being accepted and breaking
-//! things later:
+//! Bounds on YAML input (the config file and the web config file), checked on the text before
+//! the YAML parser sees it, so that a hostile or mistaken file is rejected fast and with its
+//! line:
 //!
 //! - size: at most [`MAX_BYTES`];
-//! - nesting: at most [`MAX_FLOW_DEPTH`] levels of `[`/`{`, checked on the text before the YAML
-//!   parser sees it (the parser takes time quadratic in that depth; block nesting is bounded
-//!   by the parser's own recursion limit, 128);
-//! - values: durations and numbers beyond a per-key bound ([`RULES`]), checked after the
-//!   typed parse by a second walk over the document, which knows each value's key and line.
-
-use std::fmt;
-use std::time::Duration;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-
-use super::duration;
+//! - nesting: at most [`MAX_FLOW_DEPTH`] levels of `[`/`{` (the parser takes time quadratic in
+//!   that depth: 200 KB of `{a: ` took half a minute); block nesting is bounded by the parser's
+//!   own recursion limit (128).
+//!
+//! Values are bounded elsewhere: every duration at 10y by [`super::duration::parse`], and each
+//! key by its validation (`Validator::duration`, e.g. every `timeout` at 10m).
 
 /// Largest accepted file: configuration files are a few kilobytes.
 pub const MAX_BYTES: usize = 1 << 20;
 /// Deepest accepted flow nesting (`[[...]]`, `{a: {b: ...}}`).
 pub const MAX_FLOW_DEPTH: usize = 32;
-
-/// The bound of one key, by its name (wherever it appears, except under the maps whose keys
-/// are user-chosen names, see [`NAMED_MAPS`]).
-#[derive(Debug, Clone, Copy)]
-pub enum Bound {
-    /// A duration no longer than this.
-    Duration(Duration),
-    /// A number no greater than this.
-    Number(f64),
-}
-
-const MINUTE: u64 = 60;
-const HOUR: u64 = 3600;
-const DAY: u64 = 86_400;
-
-/// Per-key bounds. Every duration is also bounded by [`duration::MAX`] (10y).
-pub const RULES: [(&str, Bound); 12] = [
-    // A source's deadline (clickhouse.timeout, sources.*.timeout); ClickHouse's own
-    // max_execution_time, which follows it, is usually capped far lower.
-    ("timeout", Bound::Duration(Duration::from_secs(10 * MINUTE))),
-    ("min_interval", Bound::Duration(Duration::from_secs(DAY))),
-    ("serve_stale_for", Bound::Duration(Duration::from_secs(30 * DAY))),
-    ("query_log_delay", Bound::Duration(Duration::from_secs(HOUR))),
-    ("query_log_max_catchup", Bound::Duration(Duration::from_secs(DAY))),
-    ("late_arrival_window", Bound::Duration(Duration::from_secs(30 * DAY))),
-    ("period", Bound::Duration(Duration::from_secs(DAY))),
-    ("delay", Bound::Duration(Duration::from_secs(DAY))),
-    ("within", Bound::Duration(Duration::from_secs(365 * DAY))),
-    ("staleness_factor", Bound::Number(1000.0)),
-    ("max_window_rows", Bound::Number(10_000_000.0)),
-    ("max_rows", Bound::Number(1_000_000.0)),
-];
-
-/// Maps whose keys are names chosen by the user (a collector called `timeout` is not a timeout).
-pub const NAMED_MAPS: [&str; 3] = ["expected_intervals", "headers", "basic_auth_users"];
-
-fn rule(parent: Option<&str>, key: &str) -> Option<Bound> {
-    if parent.is_some_and(|p| NAMED_MAPS.contains(&p)) {
-        return None;
-    }
-    RULES.iter().find(|(name, _)| *name == key).map(|(_, bound)| *bound)
-}
 
 /// Checks the raw text: size and flow nesting. Returns the 1-based line and the message.
 pub fn prescan(text: &str) -> Result<(), (usize, String)> {
@@ -138,158 +90,6 @@ pub fn prescan(text: &str) -> Result<(), (usize, String)> {
     Ok(())
 }
 
-/// Walks a YAML document and fails at the first value beyond its key's bound. Run through
-/// `serde_path_to_error` on a `serde_yaml_ng` deserializer, the error carries key and line.
-pub struct CheckBounds;
-
-impl<'de> de::Deserialize<'de> for CheckBounds {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Node { parent: None, key: None }.deserialize(deserializer)?;
-        Ok(CheckBounds)
-    }
-}
-
-/// One node of the document and where it hangs.
-struct Node {
-    parent: Option<String>,
-    key: Option<String>,
-}
-
-impl Node {
-    fn bound(&self) -> Option<Bound> {
-        self.key.as_deref().and_then(|key| rule(self.parent.as_deref(), key))
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Node {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-fn check_number<E: de::Error>(node: &Node, value: f64) -> Result<(), E> {
-    match node.bound() {
-        Some(Bound::Number(max)) if value > max => {
-            Err(E::custom(format!("{value} is more than {max}, the most accepted")))
-        }
-        _ => Ok(()),
-    }
-}
-
-impl<'de> Visitor<'de> for Node {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        if let Some(Bound::Duration(max)) = self.bound() {
-            // Malformed durations were reported by the typed parse; only bounds are checked here.
-            if let Ok(d) = duration::parse(v) {
-                if d > max {
-                    return Err(E::custom(format!(
-                        "duration {v:?} is longer than {}, the longest accepted for `{}`",
-                        duration::format(max),
-                        self.key.as_deref().unwrap_or_default()
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        check_number(&self, v as f64)
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        check_number(&self, v as f64)
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        check_number(&self, v)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        self.deserialize(deserializer)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // Items of a list keep the list's key: `queues[3].name` has parent `queues`' parent.
-        while seq.next_element_seed(Node { parent: self.parent.clone(), key: None })?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<KeyName>()? {
-            map.next_value_seed(Node { parent: self.key.clone(), key: key.0 })?;
-        }
-        Ok(())
-    }
-
-    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
-        // Tagged values (`!tag x`): check the value under the same key.
-        let (_, variant): (KeyName, _) = data.variant()?;
-        de::VariantAccess::newtype_variant_seed(variant, self)
-    }
-}
-
-/// A mapping key: its text when it is a string (other keys have no bound).
-struct KeyName(Option<String>);
-
-impl<'de> de::Deserialize<'de> for KeyName {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = KeyName;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyName, E> {
-                Ok(KeyName(Some(v.to_string())))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<KeyName, E> {
-                Ok(KeyName(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<KeyName, E> {
-                Ok(KeyName(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<KeyName, E> {
-                Ok(KeyName(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<KeyName, E> {
-                Ok(KeyName(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<KeyName, E> {
-                Ok(KeyName(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyName, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(KeyName(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyName, A::Error> {
-                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
-                Ok(KeyName(None))
-            }
-        }
-        deserializer.deserialize_any(KeyVisitor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,26 +145,22 @@ mod config_tests {
 
     #[test]
     fn absurd_durations_are_rejected_naming_key_line_and_bound() {
+        // Beyond 10y: refused by the parser, whatever the key.
         let e = err(&format!("{CH}sources:\n  collector_runs:\n    timeout: 99999999999d\n"));
-        assert_eq!(e, "t.yml:5: key `sources.collector_runs.timeout`: invalid duration \"99999999999d\": longer than 10y, the longest accepted");
-        let e = err(&format!("{CH}sources:\n  accounts:\n    timeout: 11m\n"));
-        assert_eq!(e, "t.yml:5: key `sources.accounts.timeout`: duration \"11m\" is longer than 10m, the longest accepted for `timeout`");
-        let e = err("clickhouse: {url: 'http://x', timeout: 1h}\n");
         assert_eq!(
             e,
-            "t.yml:1: key `clickhouse.timeout`: duration \"1h\" is longer than 10m, the longest accepted for `timeout`"
+            "t.yml:5: key `sources.collector_runs.timeout`: invalid duration \"99999999999d\": longer than 10y, the longest accepted"
         );
-        let e = err(&format!("{CH}collectors:\n  forget_after: 3651d\n"));
-        assert!(e.starts_with("t.yml:4: key `collectors.forget_after`: invalid duration"), "{e}");
-        let e = err(&format!("{CH}collectors:\n  staleness_factor: 1e300\n"));
-        assert!(e.starts_with("t.yml:4: key `collectors.staleness_factor`: "), "{e}");
-        assert!(e.contains("more than 1000"), "{e}");
-        // At the bound is fine, and a collector named like a bounded key is not that key.
-        let ok =
-            load(&format!("{CH}  timeout: 10m\ncollectors:\n  expected_intervals:\n    timeout: 1d\n    delay: 1y\n"))
-                .unwrap();
-        assert_eq!(ok.clickhouse.timeout.as_secs(), 600);
-        assert_eq!(ok.collectors.expected_interval("timeout").as_secs(), 86_400);
+        let e = err(&format!("{CH}sources:\n  collector_runs:\n    forget_after: 3651d\n"));
+        assert!(e.starts_with("t.yml:5: key `sources.collector_runs.forget_after`: invalid duration"), "{e}");
+        // Within 10y but beyond the key's own bound: refused by its validation.
+        let e = err(&format!("{CH}sources:\n  accounts:\n    timeout: 11m\n"));
+        assert!(e.starts_with("t.yml:5: key `sources.accounts.timeout`: must be between 100ms and 600000ms"), "{e}");
+        let e = err("clickhouse: {url: 'http://x', timeout: 1h}\n");
+        assert!(e.starts_with("t.yml:1: key `clickhouse.timeout`: must be between"), "{e}");
+        // At the bound is fine.
+        let ok = load(&format!("{CH}  timeout: 10m\nsources:\n  collector_runs:\n    forget_after: 10y\n")).unwrap();
+        assert_eq!(ok.clickhouse.unwrap().timeout.as_secs(), 600);
     }
 
     #[test]
@@ -384,34 +180,38 @@ mod config_tests {
         for i in 0..600 {
             text.push_str(&format!("{}k{i}:\n", " ".repeat(i + 2)));
         }
-        let text = text.replacen("k0:", "collectors:\n  k0:", 1);
+        let text = text.replacen("k0:", "sources:\n  k0:", 1);
         assert!(err(&text).contains("t.yml:"), "rejected with a line");
         // A billion-laughs document: each level doubles the previous one's expansion.
-        let mut bomb = String::from(CH) + "accounts:\n  known_statuses: [&a0 [x, x]";
+        let mut bomb = String::from(CH) + "sources:\n  accounts:\n    known_statuses: [&a0 [x, x]";
         for i in 1..40 {
             bomb.push_str(&format!(", &a{i} [*a{}, *a{}]", i - 1, i - 1));
         }
         bomb.push_str("]\n");
         assert!(
-            err(&bomb).starts_with("t.yml:4: key `accounts.known_statuses[0]`: invalid type: sequence"),
+            err(&bomb).starts_with("t.yml:5: key `sources.accounts.known_statuses[0]`: invalid type: sequence"),
             "{}",
             err(&bomb)
         );
         // Aliases inside flow collections do not count as nesting.
-        let aliases = format!("{CH}accounts:\n  known_statuses: [&s active, {}]\n", vec!["*s"; 100].join(", "));
-        assert_eq!(load(&aliases).unwrap().accounts.known_statuses.len(), 101);
+        let aliases =
+            format!("{CH}sources:\n  accounts:\n    known_statuses: [&s active, {}]\n", vec!["*s"; 100].join(", "));
+        assert_eq!(load(&aliases).unwrap().sources.accounts.unwrap().config.known_statuses.len(), 101);
     }
 
     #[test]
     fn every_validation_error_names_a_real_line() {
-        // Two password keys: the rule is about both; the error points at their section.
+        // Two password keys: the error names the second one, on its line.
         let e = err("clickhouse:\n  url: http://x:8123\n  password: a\n  password_env: PW\n");
-        assert!(e.starts_with("t.yml:1: key `clickhouse.password_file`: set at most one"), "{e}");
+        assert!(e.starts_with("t.yml:4: key `clickhouse.password_env`: set at most one"), "{e}");
         let text = "# comment\nclickhouse: {url: 'http://x', password: a, password_env: PW}\n";
-        assert!(err(text).starts_with("t.yml:2: key `clickhouse.password_file`"), "{}", err(text));
+        assert!(err(text).starts_with("t.yml:2: key `clickhouse.password_env`"), "{}", err(text));
         // Flow style: the key is found on its line.
-        let text = "clickhouse: {url: 'http://x'}\ncollectors: {late_arrival_window: 10s}\n";
-        assert!(err(text).starts_with("t.yml:2: key `collectors.late_arrival_window`"), "{}", err(text));
+        let text = "clickhouse: {url: 'http://x'}\nsources: {collector_runs: {late_arrival_window: 10s}}\n";
+        assert!(err(text).starts_with("t.yml:2: key `sources.collector_runs.late_arrival_window`"), "{}", err(text));
+        // A rule about a key left at its default: the line of its section.
+        let text = "clickhouse: {url: 'http://x'}\nsources:\n  collector_runs:\n    late_arrival_window: 100d\n";
+        assert!(err(text).starts_with("t.yml:4: key `sources.collector_runs.late_arrival_window`"), "{}", err(text));
     }
 
     #[test]

@@ -1,12 +1,37 @@
 //! All sources together: one concurrent pass per scrape, self-metrics, the status document.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::join_all;
 use tokio::time::Instant;
 
-use super::{Backend, SourceRunner, SourceView};
-use crate::metrics::{FamilySet, MetricFamily};
+use super::{ErrorKind, SourceRunner, SourceView, Usage};
+use crate::metrics::{Def, FamilySet, MetricFamily};
+use crate::status::{SourceHealth, StatusDocument};
+
+static SOURCE_UP: Def = Def::gauge(
+    "polo_exporter_source_up",
+    "1 if the latest attempt of the source succeeded, 0 if it failed or none finished yet.",
+    &["source"],
+);
+static SOURCE_DURATION: Def =
+    Def::gauge("polo_exporter_source_duration_seconds", "How long the latest attempt of the source took.", &["source"]);
+static SOURCE_LAST_SUCCESS: Def = Def::gauge(
+    "polo_exporter_source_last_success_timestamp_seconds",
+    "When the source last succeeded: the as-of time of the source's series (which are served from that result while the source fails, for at most serve_stale_for).",
+    &["source"],
+);
+static SOURCE_ERRORS: Def = Def::counter(
+    "polo_exporter_source_errors",
+    "Failed attempts of the source by kind (timeout, connect, auth, query, decode, limit).",
+    &["source", "kind"],
+);
+static BUILD_INFO: Def = Def::gauge(
+    "polo_exporter_build_info",
+    "Always 1; labels give the exporter's version and source revision.",
+    &["version", "revision"],
+);
 
 pub struct Exporter {
     runners: Vec<Arc<SourceRunner>>,
@@ -40,28 +65,13 @@ impl Exporter {
 impl Scrape {
     /// Self-metrics first, then every served source's families (shared, not copied).
     pub fn families(&self) -> Vec<FamilySet> {
-        let mut up = MetricFamily::gauge(
-            "polo_exporter_source_up",
-            "1 if the latest attempt of the source succeeded, 0 if it failed or none finished yet.",
-        );
-        let mut duration = MetricFamily::gauge(
-            "polo_exporter_source_duration_seconds",
-            "How long the latest attempt of the source took.",
-        );
-        let mut last_success = MetricFamily::gauge(
-            "polo_exporter_source_last_success_timestamp_seconds",
-            "When the source last succeeded: the as-of time of the source's series (which are served from that result while the source fails, for at most serve_stale_for).",
-        );
-        let mut errors = MetricFamily::counter(
-            "polo_exporter_source_errors",
-            "Failed attempts of the source by kind (timeout, connect, auth, query, decode, limit).",
-        );
-        let mut read_rows = MetricFamily::counter(
-            "polo_exporter_clickhouse_read_rows",
-            "Rows ClickHouse reported reading for the source's queries (X-ClickHouse-Summary read_rows).",
-        );
+        let mut up = SOURCE_UP.family();
+        let mut duration = SOURCE_DURATION.family();
+        let mut last_success = SOURCE_LAST_SUCCESS.family();
+        let mut errors = SOURCE_ERRORS.family();
+        let mut usage: BTreeMap<Usage, MetricFamily> = BTreeMap::new();
         for view in &self.views {
-            let source = || vec![("source", view.name.to_string())];
+            let source = || [view.name.to_string()];
             up.push(source(), if view.up { 1.0 } else { 0.0 });
             if let Some(d) = view.last_duration {
                 duration.push(source(), d.as_secs_f64());
@@ -69,21 +79,19 @@ impl Scrape {
             if let Some(t) = view.last_success_unix {
                 last_success.push(source(), t);
             }
-            for (kind, count) in &view.errors {
-                errors
-                    .push(vec![("source", view.name.to_string()), ("kind", kind.as_str().to_string())], *count as f64);
+            for kind in ErrorKind::ALL {
+                let count = view.errors.get(&kind).copied().unwrap_or(0);
+                errors.push([view.name.to_string(), kind.as_str().to_string()], count as f64);
             }
-            if view.backend == Backend::ClickHouse {
-                read_rows.push(source(), view.read_rows as f64);
+            for (kind, total) in &view.usage {
+                usage.entry(*kind).or_insert_with(|| kind.def().family()).push(source(), *total as f64);
             }
         }
-        let build_info = MetricFamily::gauge(
-            "polo_exporter_build_info",
-            "Always 1; labels give the exporter's version and source revision.",
-        )
-        .with(vec![("version", self.version.to_string()), ("revision", self.revision.to_string())], 1.0);
-        let own: FamilySet = Arc::new(vec![up, duration, last_success, errors, read_rows, build_info]);
-        let mut families = vec![own];
+        let build_info = BUILD_INFO.family().with([self.version.to_string(), self.revision.to_string()], 1.0);
+        let mut own = vec![up, duration, last_success, errors];
+        own.extend(usage.into_values());
+        own.push(build_info);
+        let mut families: Vec<FamilySet> = vec![Arc::new(own)];
         for view in &self.views {
             if let Some(output) = &view.output {
                 families.push(Arc::clone(output) as FamilySet);
@@ -92,25 +100,21 @@ impl Scrape {
         families
     }
 
-    /// The `/api/v1/system/status` document: each served source's sections plus source health.
-    pub fn status_json(&self) -> serde_json::Value {
-        let mut doc = serde_json::Map::new();
-        let mut sources = serde_json::Map::new();
+    /// The `/api/v1/system/status` document: each served source's section plus source health.
+    pub fn status(&self) -> StatusDocument {
+        let mut doc = StatusDocument::default();
+        let mut owners = BTreeMap::new();
         for view in &self.views {
-            sources.insert(
-                view.name.to_string(),
-                serde_json::json!({
-                    "up": view.up,
-                    "last_success": view.last_success_unix.map(crate::status::rfc3339),
-                }),
+            doc.sources.insert(
+                view.name,
+                SourceHealth { up: view.up, last_success: view.last_success_unix.map(crate::clock::rfc3339) },
             );
-            if let Some(output) = &view.output {
-                for (key, value) in &output.status {
-                    doc.insert(key.to_string(), value.clone());
-                }
+            let Some(section) = view.output.as_ref().and_then(|o| o.status.clone()) else { continue };
+            if let Err(collision) = doc.add(&mut owners, view.name, section) {
+                // A wiring mistake, not a runtime condition: keep the first section, say so once per request.
+                tracing::error!(error = %collision, "status section collision");
             }
         }
-        doc.insert("sources".to_string(), serde_json::Value::Object(sources));
-        serde_json::Value::Object(doc)
+        doc
     }
 }

@@ -5,11 +5,13 @@ mod exporter;
 mod runner;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub use exporter::{Exporter, Scrape};
 pub use runner::{SourceRunner, SourceView};
 
-use crate::metrics::MetricFamily;
+use crate::metrics::{Def, MetricFamily};
+use crate::status::StatusSection;
 
 /// What a failure was, for `polo_exporter_source_errors_total{kind}`. A small, fixed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,25 +70,28 @@ impl SourceError {
 
     /// The error and its causes on one line, for logs.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut next = std::error::Error::source(self);
-        while let Some(cause) = next {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            next = cause.source();
-        }
-        text
+        error_chain(self)
     }
 }
 
-/// One section of `/api/v1/system/status`, keyed by its name in the JSON object.
-pub type StatusSection = (&'static str, serde_json::Value);
+/// An error and its causes on one line (`a: b: c`), for logs and `--config.check`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
 
 /// What one successful run of a source produced.
 #[derive(Debug, Default)]
 pub struct SourceOutput {
     pub families: Vec<MetricFamily>,
-    pub status: Vec<StatusSection>,
+    /// The source's section of `/api/v1/system/status`, if it has one.
+    pub status: Option<StatusSection>,
     /// Items that failed alone (e.g. one denied queue) while the rest was read: counted in
     /// `polo_exporter_source_errors_total` and logged; the source stays up.
     pub partial_errors: Vec<SourceError>,
@@ -98,37 +103,72 @@ impl AsRef<[MetricFamily]> for SourceOutput {
     }
 }
 
-/// Which backend a source reads; decides the backend-specific self-metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    ClickHouse,
-    Aws,
+/// What a source spends on its backend, counted through [`SourceContext::add`] and exported by
+/// the framework as `polo_exporter_<usage>_total{source}`: one mechanism for every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Usage {
+    /// Rows ClickHouse reported reading (`X-ClickHouse-Summary` read_rows).
+    ClickHouseReadRows,
+    /// AWS API requests sent, retries included (what AWS bills per request).
+    AwsRequests,
+    /// Metrics requested from CloudWatch GetMetricData (what CloudWatch bills per 1,000).
+    CloudWatchMetricsRequested,
 }
 
-/// Per-source state the framework hands to every run.
-#[derive(Debug, Default)]
+static CLICKHOUSE_READ_ROWS: Def = Def::counter(
+    "polo_exporter_clickhouse_read_rows",
+    "Rows ClickHouse reported reading for the source's queries (X-ClickHouse-Summary read_rows).",
+    &["source"],
+);
+static AWS_REQUESTS: Def =
+    Def::counter("polo_exporter_aws_requests", "AWS API requests the source sent, retries included.", &["source"]);
+static CLOUDWATCH_METRICS_REQUESTED: Def = Def::counter(
+    "polo_exporter_cloudwatch_metrics_requested",
+    "Metrics the source requested from CloudWatch GetMetricData (what CloudWatch bills, about $0.01 per 1,000).",
+    &["source"],
+);
+
+impl Usage {
+    pub const ALL: [Usage; 3] = [Self::ClickHouseReadRows, Self::AwsRequests, Self::CloudWatchMetricsRequested];
+
+    /// The counter family this usage is exported as.
+    pub fn def(self) -> &'static Def {
+        match self {
+            Self::ClickHouseReadRows => &CLICKHOUSE_READ_ROWS,
+            Self::AwsRequests => &AWS_REQUESTS,
+            Self::CloudWatchMetricsRequested => &CLOUDWATCH_METRICS_REQUESTED,
+        }
+    }
+}
+
+/// Per-source state the framework hands to every run: the usage counters. Cheap to clone
+/// (clones share the counters), so a source may hand it to a client it builds, such as an AWS
+/// SDK interceptor that counts each request.
+#[derive(Debug, Clone, Default)]
 pub struct SourceContext {
-    read_rows: AtomicU64,
+    usage: Arc<[AtomicU64; Usage::ALL.len()]>,
 }
 
 impl SourceContext {
-    /// Records rows a backend reports having read (ClickHouse's `X-ClickHouse-Summary`).
-    pub fn add_read_rows(&self, rows: u64) {
-        self.read_rows.fetch_add(rows, Ordering::Relaxed);
+    pub fn add(&self, usage: Usage, n: u64) {
+        self.usage[usage as usize].fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn read_rows(&self) -> u64 {
-        self.read_rows.load(Ordering::Relaxed)
+    pub fn get(&self, usage: Usage) -> u64 {
+        self.usage[usage as usize].load(Ordering::Relaxed)
     }
 }
 
-/// A source of metrics. One file in `src/sources/` implements it; `sources::build` registers it.
+/// A source of metrics. One module in `src/sources/` implements it; `sources::build` registers it.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync + 'static {
     /// The `source` label value; also the key under `sources:` in the config.
     fn name(&self) -> &'static str;
 
-    fn backend(&self) -> Backend;
+    /// The usage counters this source reports (exported from 0 at start).
+    fn usage(&self) -> &'static [Usage] {
+        &[]
+    }
 
     /// Reads the backend and maps rows into metric families. Called at most once at a time;
     /// the framework bounds it with a deadline and drops it when the deadline passes.

@@ -30,13 +30,13 @@ pub const UNWANTED_RUN_GAP: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SourceView {
     pub name: &'static str,
-    pub backend: super::Backend,
     /// Whether the latest finished attempt succeeded (false before the first one).
     pub up: bool,
     pub last_duration: Option<Duration>,
     pub last_success_unix: Option<f64>,
     pub errors: BTreeMap<ErrorKind, u64>,
-    pub read_rows: u64,
+    /// The usage counters the source reports, with their totals so far.
+    pub usage: Vec<(super::Usage, u64)>,
     /// The series to serve: the latest good output, unless older than `serve_stale_for`.
     pub output: Option<Arc<SourceOutput>>,
 }
@@ -181,12 +181,11 @@ impl SourceRunner {
         });
         SourceView {
             name: self.source.name(),
-            backend: self.source.backend(),
             up,
             last_duration: state.last_duration,
             last_success_unix: state.last_good.as_ref().map(|g| g.at_unix),
             errors: state.errors.clone(),
-            read_rows: self.ctx.read_rows(),
+            usage: self.source.usage().iter().map(|u| (*u, self.ctx.get(*u))).collect(),
             output,
         }
     }

@@ -1,109 +1,238 @@
 //! Source `cloudwatch`: figures CloudWatch alone has, within a cost budget: the age of the
-//! oldest message of every watched queue and Polo's Lambda invocations, errors, throttles and
+//! oldest message of the watched queues and Polo's Lambda invocations, errors, throttles and
 //! p95 duration. GetMetricData is billed per metric requested, so queries are batched (500 a
 //! call, NextToken followed) and the framework serves the cached result between periods
 //! (`min_interval` defaults to the period).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_cloudwatch::Client;
 use tokio::sync::OnceCell;
 
-use crate::config::{AwsConfig, CloudWatchConfig, Config};
-use crate::framework::{Backend, ErrorKind, Source, SourceContext, SourceError, SourceOutput};
-use crate::metrics::{Labels, MetricFamily};
-use crate::sources::sqs::model::QueueRef;
-use crate::sources::sqs::SharedQueues;
+use super::SourceKind;
+use crate::aws::queues::{self, QueueRef, QueueSpec, RawQueue, QUEUE_LABELS};
+use crate::config::duration::PromDuration;
+use crate::config::{is_region, AwsConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::metrics::{Def, MetricFamily};
 
 /// CloudWatch's limit of queries per GetMetricData call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
+/// Default of `period`.
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(300);
+/// Default of `delay`: CloudWatch's own publication delay.
+pub const DEFAULT_DELAY: Duration = Duration::from_secs(120);
+/// Most Lambda functions in one section (4 queries each).
+pub const MAX_FUNCTIONS: usize = 1000;
 
-/// What one query is for: the family it feeds, its labels, and a factor to base units.
+crate::source_section! {
+    /// `sources.cloudwatch`.
+    pub struct RawCloudWatch {
+        /// CloudWatch period; queried at most once per period; default 5m.
+        pub period: Option<PromDuration>,
+        /// Only periods that ended at least this long ago are read (CloudWatch's delay); default 2m.
+        pub delay: Option<PromDuration>,
+        /// Polo's Lambda functions (names).
+        pub lambda_functions: Vec<String>,
+        /// Region of the Lambda functions; default `aws.region`.
+        pub region: Option<String>,
+        /// Regions of the queues; default `[aws.region]`.
+        pub regions: Option<Vec<String>>,
+        /// Queues whose oldest-message age is read, same selectors as `sources.sqs.queues`.
+        pub queues: Vec<RawQueue>,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudWatchConfig {
+    pub aws: AwsConfig,
+    pub period: Duration,
+    pub delay: Duration,
+    pub lambda_functions: Vec<String>,
+    pub region: String,
+    pub regions: Vec<String>,
+    pub queues: Vec<QueueSpec>,
+}
+
+const FUNCTION: &[&str] = &["function", "region"];
+
+pub static OLDEST_MESSAGE_AGE: Def = Def::gauge(
+    "polo_sqs_oldest_message_age_seconds",
+    "Age of the oldest message in the queue (CloudWatch ApproximateAgeOfOldestMessage, Maximum) in the latest complete period; fetched at most once per period and served from cache in between.",
+    QUEUE_LABELS,
+);
+pub static LAMBDA_INVOCATIONS: Def = Def::gauge(
+    "polo_lambda_invocations",
+    "Invocations of the Lambda function (CloudWatch Sum) in the latest complete period; fetched at most once per period and served from cache in between.",
+    FUNCTION,
+);
+pub static LAMBDA_ERRORS: Def = Def::gauge(
+    "polo_lambda_errors",
+    "Failed invocations of the Lambda function (CloudWatch Errors, Sum) in the latest complete period; fetched at most once per period and served from cache in between.",
+    FUNCTION,
+);
+pub static LAMBDA_THROTTLES: Def = Def::gauge(
+    "polo_lambda_throttles",
+    "Throttled invocations of the Lambda function (CloudWatch Throttles, Sum) in the latest complete period; fetched at most once per period and served from cache in between.",
+    FUNCTION,
+);
+pub static LAMBDA_DURATION_P95: Def = Def::gauge(
+    "polo_lambda_duration_p95_seconds",
+    "95th percentile of the Lambda function's duration (CloudWatch Duration, p95) in the latest complete period; fetched at most once per period and served from cache in between.",
+    FUNCTION,
+);
+pub static PERIOD: Def = Def::gauge(
+    "polo_cloudwatch_period_seconds",
+    "CloudWatch period of the polo_sqs_oldest_message_age_seconds and polo_lambda_* figures.",
+    &[],
+);
+/// The families fed by queries, in output order.
+const QUERY_FAMILIES: [&Def; 5] =
+    [&OLDEST_MESSAGE_AGE, &LAMBDA_INVOCATIONS, &LAMBDA_ERRORS, &LAMBDA_THROTTLES, &LAMBDA_DURATION_P95];
+
+/// What one query is for: the family it feeds, its label values, and a factor to base units.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub family: &'static str,
-    pub labels: Labels,
+    pub family: &'static Def,
+    pub labels: Vec<String>,
     pub scale: f64,
 }
 
 pub struct CloudWatch {
     cfg: CloudWatchConfig,
-    aws: AwsConfig,
     timeout: Duration,
-    queues: Option<SharedQueues>,
+    sqs: OnceCell<HashMap<String, aws_sdk_sqs::Client>>,
     clients: OnceCell<HashMap<String, Client>>,
-    requests: AtomicU64,
-    metrics_requested: AtomicU64,
+}
+
+impl SourceKind for CloudWatch {
+    const NAME: &'static str = "cloudwatch";
+    // Needs AWS and something to watch, and costs money per metric: runs only when asked to.
+    const ENABLED_BY_DEFAULT: bool = false;
+    type Raw = RawCloudWatch;
+    type Config = CloudWatchConfig;
+
+    fn validate(raw: RawCloudWatch, v: &Validator, shared: &Shared) -> Result<CloudWatchConfig, ConfigError> {
+        let key = |k: &str| format!("sources.cloudwatch.{k}");
+        let period = v.duration(
+            &key("period"),
+            raw.period,
+            DEFAULT_PERIOD,
+            (Duration::from_secs(60), Duration::from_secs(86_400)),
+        )?;
+        if !period.as_secs().is_multiple_of(60) || period.subsec_nanos() != 0 {
+            return Err(v.invalid(&key("period"), "must be a whole number of minutes"));
+        }
+        let delay =
+            v.duration(&key("delay"), raw.delay, DEFAULT_DELAY, (Duration::ZERO, Duration::from_secs(86_400)))?;
+        let region = raw.region.unwrap_or_else(|| shared.aws.region.clone());
+        if !is_region(&region) {
+            return Err(v.invalid(&key("region"), format!("{region:?} is not an AWS region name")));
+        }
+        if raw.lambda_functions.len() > MAX_FUNCTIONS
+            || raw.lambda_functions.iter().any(|f| f.is_empty() || f.len() > 170)
+        {
+            return Err(v.invalid(
+                &key("lambda_functions"),
+                format!("must list at most {MAX_FUNCTIONS} function names of 1 to 170 characters"),
+            ));
+        }
+        let queues = queues::validate(raw.queues, &key("queues"), v, false)?;
+        if queues.is_empty() && raw.lambda_functions.is_empty() {
+            return Err(v.invalid(&key("enabled"), "nothing to watch: list queues or lambda_functions"));
+        }
+        Ok(CloudWatchConfig {
+            aws: shared.aws.clone(),
+            period,
+            delay,
+            lambda_functions: raw.lambda_functions,
+            region,
+            regions: super::sqs::validate_regions(raw.regions, &key("regions"), v, shared.aws)?,
+            queues,
+        })
+    }
+
+    /// Query CloudWatch at most once per period, whatever the scrape interval.
+    fn default_min_interval(config: &CloudWatchConfig) -> Duration {
+        config.period
+    }
+
+    fn build(config: &CloudWatchConfig, settings: &SourceSettings) -> Arc<dyn Source> {
+        Arc::new(Self {
+            cfg: config.clone(),
+            timeout: settings.timeout,
+            sqs: OnceCell::new(),
+            clients: OnceCell::new(),
+        })
+    }
 }
 
 impl CloudWatch {
-    pub fn new(cfg: &Config, cw: &CloudWatchConfig, queues: Option<SharedQueues>) -> Self {
-        Self {
-            cfg: cw.clone(),
-            aws: cfg.aws.clone(),
-            timeout: cfg.sources.cloudwatch.timeout,
-            queues,
-            clients: OnceCell::new(),
-            requests: AtomicU64::new(0),
-            metrics_requested: AtomicU64::new(0),
-        }
+    /// One CloudWatch client per region it reads (the queues' and the functions'), made at first use.
+    async fn clients(&self, ctx: &SourceContext) -> &HashMap<String, Client> {
+        self.clients
+            .get_or_init(|| async {
+                let regions: BTreeSet<&String> = self.cfg.regions.iter().chain([&self.cfg.region]).collect();
+                let mut clients = HashMap::new();
+                for region in regions {
+                    let conf = crate::aws::sdk_config(&self.cfg.aws, region, self.timeout).await;
+                    let conf = aws_sdk_cloudwatch::config::Builder::from(&conf)
+                        .interceptor(crate::aws::CountRequests(ctx.clone()))
+                        .build();
+                    clients.insert(region.clone(), Client::from_conf(conf));
+                }
+                clients
+            })
+            .await
     }
 
-    async fn client(&self, region: &str) -> Client {
+    /// The queues this source watches, resolved with its own SQS clients.
+    async fn queues(&self, ctx: &SourceContext) -> Result<Vec<QueueRef>, SourceError> {
+        if self.cfg.queues.is_empty() {
+            return Ok(Vec::new());
+        }
         let clients = self
-            .clients
+            .sqs
             .get_or_init(|| async {
-                let mut regions = std::collections::BTreeSet::from([self.cfg.region.clone()]);
-                if let Some(rx) = &self.queues {
-                    if let Some(list) = rx.borrow().as_ref() {
-                        regions.extend(list.iter().map(|q| q.region.clone()));
-                    }
-                }
                 let mut clients = HashMap::new();
-                for r in regions {
-                    let conf = crate::aws::sdk_config(&self.aws, &r, self.timeout).await;
-                    clients.insert(r, Client::new(&conf));
+                for region in &self.cfg.regions {
+                    let conf = crate::aws::sdk_config(&self.cfg.aws, region, self.timeout).await;
+                    let conf = aws_sdk_sqs::config::Builder::from(&conf)
+                        .interceptor(crate::aws::CountRequests(ctx.clone()))
+                        .build();
+                    clients.insert(region.clone(), aws_sdk_sqs::Client::from_conf(conf));
                 }
                 clients
             })
             .await;
-        match clients.get(region) {
-            Some(c) => c.clone(),
-            None => Client::new(&crate::aws::sdk_config(&self.aws, region, self.timeout).await),
+        let mut resolved = queues::resolve(clients, &self.cfg.regions, &self.cfg.queues).await;
+        if resolved.queues.is_empty() && !resolved.errors.is_empty() {
+            return Err(resolved.errors.swap_remove(0));
         }
-    }
-
-    /// The watched queues, waiting (within this run's deadline) for the `sqs` source's first run.
-    async fn watched_queues(&self) -> Vec<QueueRef> {
-        let Some(rx) = &self.queues else { return Vec::new() };
-        let mut rx = rx.clone();
-        let queues = match rx.wait_for(Option::is_some).await {
-            Ok(list) => list.as_ref().map(|l| l.as_ref().clone()).unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        queues
+        Ok(resolved.queues.into_iter().map(|(q, _)| q).collect())
     }
 
     /// Runs the queries of one region in batches of 500, following NextToken; returns the
     /// newest datapoint of each query id.
     async fn fetch(
         &self,
+        ctx: &SourceContext,
         region: &str,
         queries: Vec<MetricDataQuery>,
-        start: i64,
-        end: i64,
+        (start, end): (i64, i64),
     ) -> Result<HashMap<String, f64>, SourceError> {
-        let client = self.client(region).await;
+        let Some(client) = self.clients(ctx).await.get(region) else {
+            return Err(SourceError::new(ErrorKind::Query, format!("no CloudWatch client for region {region}")));
+        };
         let mut latest: HashMap<String, (i64, f64)> = HashMap::new();
         for batch in queries.chunks(MAX_QUERIES_PER_CALL) {
-            self.metrics_requested.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            ctx.add(Usage::CloudWatchMetricsRequested, batch.len() as u64);
             let mut token: Option<String> = None;
             loop {
-                self.requests.fetch_add(1, Ordering::Relaxed);
                 let out = client
                     .get_metric_data()
                     .set_metric_data_queries(Some(batch.to_vec()))
@@ -168,18 +297,18 @@ pub fn plan(cfg: &CloudWatchConfig, queues: &[QueueRef]) -> BTreeMap<String, Vec
         format!("q{n}")
     };
     for q in queues {
-        let target = Target { family: "polo_sqs_oldest_message_age_seconds", labels: q.labels(), scale: 1.0 };
+        let target = Target { family: &OLDEST_MESSAGE_AGE, labels: q.label_values().to_vec(), scale: 1.0 };
         let mdq =
             query(next_id(), "AWS/SQS", "ApproximateAgeOfOldestMessage", ("QueueName", &q.name), cfg.period, "Maximum");
         plan.entry(q.region.clone()).or_default().push((mdq, target));
     }
     for function in &cfg.lambda_functions {
-        let labels = vec![("function", function.clone()), ("region", cfg.region.clone())];
+        let labels = vec![function.clone(), cfg.region.clone()];
         for (family, metric, stat, scale) in [
-            ("polo_lambda_invocations", "Invocations", "Sum", 1.0),
-            ("polo_lambda_errors", "Errors", "Sum", 1.0),
-            ("polo_lambda_throttles", "Throttles", "Sum", 1.0),
-            ("polo_lambda_duration_p95_seconds", "Duration", "p95", 0.001),
+            (&LAMBDA_INVOCATIONS, "Invocations", "Sum", 1.0),
+            (&LAMBDA_ERRORS, "Errors", "Sum", 1.0),
+            (&LAMBDA_THROTTLES, "Throttles", "Sum", 1.0),
+            (&LAMBDA_DURATION_P95, "Duration", "p95", 0.001),
         ] {
             let mdq = query(next_id(), "AWS/Lambda", metric, ("FunctionName", function), cfg.period, stat);
             plan.entry(cfg.region.clone()).or_default().push((mdq, Target { family, labels: labels.clone(), scale }));
@@ -188,20 +317,18 @@ pub fn plan(cfg: &CloudWatchConfig, queues: &[QueueRef]) -> BTreeMap<String, Vec
     plan
 }
 
-const HELP: [(&str, &str); 5] = [
-    ("polo_sqs_oldest_message_age_seconds", "Age of the oldest message in the queue (CloudWatch ApproximateAgeOfOldestMessage, Maximum) in the latest complete period; fetched at most once per period and served from cache in between."),
-    ("polo_lambda_invocations", "Invocations of the Lambda function (CloudWatch Sum) in the latest complete period; fetched at most once per period and served from cache in between."),
-    ("polo_lambda_errors", "Failed invocations of the Lambda function (CloudWatch Errors, Sum) in the latest complete period; fetched at most once per period and served from cache in between."),
-    ("polo_lambda_throttles", "Throttled invocations of the Lambda function (CloudWatch Throttles, Sum) in the latest complete period; fetched at most once per period and served from cache in between."),
-    ("polo_lambda_duration_p95_seconds", "95th percentile of the Lambda function's duration (CloudWatch Duration, p95) in the latest complete period; fetched at most once per period and served from cache in between."),
-];
-
 /// Maps the newest values by query id to families (a query without datapoints gives no series).
 pub fn families(targets: &[(String, Target)], values: &HashMap<String, f64>) -> Vec<MetricFamily> {
-    let mut out: Vec<MetricFamily> = HELP.iter().map(|(name, help)| MetricFamily::gauge(name, help)).collect();
+    let mut out: Vec<MetricFamily> = QUERY_FAMILIES.iter().map(|def| def.family()).collect();
     for (id, target) in targets {
-        if let (Some(v), Some(f)) = (values.get(id), out.iter_mut().find(|f| f.name == target.family)) {
-            f.push(target.labels.clone(), v * target.scale);
+        let Some(v) = values.get(id) else { continue };
+        // Every target's family is one of QUERY_FAMILIES: it is a reference to one of them, not a name.
+        if let Some(f) = out.iter_mut().find(|f| std::ptr::eq(f.def(), target.family)) {
+            match target.labels.as_slice() {
+                [a, b] => f.push([a.clone(), b.clone()], v * target.scale),
+                [a, b, c, d] => f.push([a.clone(), b.clone(), c.clone(), d.clone()], v * target.scale),
+                _ => debug_assert!(false, "{}: unexpected label count", target.family.name),
+            }
         }
     }
     out
@@ -210,49 +337,26 @@ pub fn families(targets: &[(String, Target)], values: &HashMap<String, f64>) -> 
 #[async_trait::async_trait]
 impl Source for CloudWatch {
     fn name(&self) -> &'static str {
-        "cloudwatch"
+        Self::NAME
     }
 
-    fn backend(&self) -> Backend {
-        Backend::Aws
+    fn usage(&self) -> &'static [Usage] {
+        &[Usage::AwsRequests, Usage::CloudWatchMetricsRequested]
     }
 
-    async fn collect(&self, _ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
-        let queues = self.watched_queues().await;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let (start, end) = window(now, self.cfg.period, self.cfg.delay);
+    async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
+        let queues = self.queues(ctx).await?;
+        let now = crate::clock::unix_ms() / 1000;
+        let window = window(now, self.cfg.period, self.cfg.delay);
         let mut targets = Vec::new();
         let mut values = HashMap::new();
         for (region, queries) in plan(&self.cfg, &queues) {
             let (mdqs, ts): (Vec<_>, Vec<_>) = queries.into_iter().unzip();
             targets.extend(mdqs.iter().map(|q| q.id().unwrap_or_default().to_string()).zip(ts));
-            values.extend(self.fetch(&region, mdqs, start, end).await?);
-        }
-        if targets.is_empty() {
-            return Err(SourceError::new(
-                ErrorKind::Query,
-                "nothing to query: no queues watched and no cloudwatch.lambda_functions",
-            ));
+            values.extend(self.fetch(ctx, &region, mdqs, window).await?);
         }
         let mut families = families(&targets, &values);
-        families.push(
-            MetricFamily::gauge(
-                "polo_cloudwatch_period_seconds",
-                "CloudWatch period of the polo_sqs_oldest_message_age_seconds and polo_lambda_* figures.",
-            )
-            .with(vec![], self.cfg.period.as_secs_f64()),
-        );
-        families.push(
-            MetricFamily::counter("polo_exporter_cloudwatch_requests", "GetMetricData calls made by the exporter.")
-                .with(vec![], self.requests.load(Ordering::Relaxed) as f64),
-        );
-        families.push(
-            MetricFamily::counter(
-                "polo_exporter_cloudwatch_metrics_requested",
-                "Metrics requested from CloudWatch GetMetricData (what CloudWatch bills, about $0.01 per 1,000).",
-            )
-            .with(vec![], self.metrics_requested.load(Ordering::Relaxed) as f64),
-        );
+        families.push(PERIOD.family().with([], self.cfg.period.as_secs_f64()));
         Ok(SourceOutput { families, ..SourceOutput::default() })
     }
 }
@@ -263,10 +367,19 @@ mod tests {
 
     fn cfg() -> CloudWatchConfig {
         CloudWatchConfig {
+            aws: AwsConfig {
+                region: "eu-west-1".into(),
+                endpoint_url: None,
+                role_arn: None,
+                external_id: None,
+                max_attempts: 1,
+            },
             period: Duration::from_secs(300),
             delay: Duration::from_secs(120),
             lambda_functions: vec!["f1".into()],
             region: "eu-west-1".into(),
+            regions: vec!["us-east-1".into()],
+            queues: vec![],
         }
     }
 
@@ -299,24 +412,14 @@ mod tests {
         let targets = vec![
             (
                 "q1".to_string(),
-                Target {
-                    family: "polo_lambda_duration_p95_seconds",
-                    labels: vec![("function", "f".into())],
-                    scale: 0.001,
-                },
+                Target { family: &LAMBDA_DURATION_P95, labels: vec!["f".into(), "r".into()], scale: 0.001 },
             ),
-            (
-                "q2".to_string(),
-                Target { family: "polo_lambda_errors", labels: vec![("function", "f".into())], scale: 1.0 },
-            ),
+            ("q2".to_string(), Target { family: &LAMBDA_ERRORS, labels: vec!["f".into(), "r".into()], scale: 1.0 }),
         ];
         let values = HashMap::from([("q1".to_string(), 850.0)]);
         let f = families(&targets, &values);
-        let duration = f.iter().find(|f| f.name == "polo_lambda_duration_p95_seconds").unwrap();
-        assert_eq!(duration.samples[0].value, crate::metrics::Value::Gauge(0.85));
-        assert!(
-            f.iter().find(|f| f.name == "polo_lambda_errors").unwrap().samples.is_empty(),
-            "no datapoint, no series"
-        );
+        let duration = f.iter().find(|f| f.def() == &LAMBDA_DURATION_P95).unwrap();
+        assert_eq!(duration.samples()[0].value, crate::metrics::Value::Gauge(0.85));
+        assert!(f.iter().find(|f| f.def() == &LAMBDA_ERRORS).unwrap().samples().is_empty(), "no datapoint, no series");
     }
 }

@@ -29,6 +29,31 @@ fn python() -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Starts a dev backend as the one harness (`dev/stack/stack.py`) says to: its command line and
+/// readiness path come from there. Output goes to `log`; returns once the backend is ready.
+fn start_backend(kind: &str, port: u16, args: &[String], log: &Path) -> Child {
+    let out = Command::new(python())
+        .arg(root().join("dev/stack/stack.py"))
+        .args(["argv", kind, "--port", &port.to_string(), "--"])
+        .args(args)
+        .output()
+        .expect("stack.py runs");
+    assert!(out.status.success(), "stack.py argv {kind}: {}", String::from_utf8_lossy(&out.stderr));
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stack.py prints JSON");
+    let argv: Vec<String> = spec["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let log = std::fs::File::create(log).unwrap();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start dev {kind}: {e}"));
+    let ready = spec["ready"].as_str().unwrap().to_string();
+    let timeout = Duration::from_secs(spec["timeout"].as_u64().unwrap());
+    wait_until(&format!("dev {kind}"), timeout, || answers(port, &ready));
+    child
+}
+
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -127,22 +152,15 @@ impl DevClickHouse {
     fn launch(password: Option<&str>, seed_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut cmd = Command::new(python());
-        cmd.arg(root().join("dev/clickhouse/server.py"))
-            .args(["--port", &port.to_string()])
-            .args(seed_args)
-            .arg("--data")
-            .arg(dir.path().join("data"));
+        let mut args: Vec<String> = seed_args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--data".to_string(), dir.path().join("data").display().to_string()]);
         if let Some(pw) = password {
             let file = dir.path().join("pw");
             std::fs::write(&file, pw).unwrap();
-            cmd.arg("--password-file").arg(file);
+            args.extend(["--password-file".to_string(), file.display().to_string()]);
         }
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("start dev clickhouse");
-        let server = Self { port, child, _dir: dir };
-        wait_until("dev clickhouse", Duration::from_secs(90), || answers(port, "/ping"));
-        server
+        let child = start_backend("clickhouse", port, &args, &dir.path().join("server.log"));
+        Self { port, child, _dir: dir }
     }
 
     pub fn url(&self) -> String {
@@ -377,18 +395,9 @@ impl DevAws {
     pub fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("aws.log")).unwrap();
-        let child = Command::new(python())
-            .arg(root().join("dev/aws/server.py"))
-            .args(["--port", &port.to_string()])
-            .args(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dev aws");
-        let aws = Self { port, child, _dir: dir };
-        wait_until("dev aws", Duration::from_secs(60), || answers(port, "/_polo/stats"));
-        aws
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = start_backend("aws", port, &args, &dir.path().join("aws.log"));
+        Self { port, child, _dir: dir }
     }
 
     pub fn url(&self) -> String {
@@ -435,6 +444,11 @@ impl DevAws {
         let resp = http(self.port, "POST", path, &[("Content-Type", "application/json")], &body.to_string());
         assert_eq!(resp.status, 200, "{path}: {}", resp.body);
         serde_json::from_str(&resp.body).unwrap()
+    }
+
+    /// Forgets the calls counted so far (the seeding's own included).
+    pub fn reset_calls(&self) {
+        assert_eq!(http(self.port, "GET", "/_polo/stats/reset", &[], "").status, 200);
     }
 
     /// Calls per operation the emulator has served (e.g. "cloudwatch:GetMetricData").

@@ -2,8 +2,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::framework::{Backend, SourceOutput};
-use crate::metrics::MetricFamily;
+use crate::framework::SourceOutput;
+use crate::metrics::Def;
+
+static TEST: Def = Def::gauge("polo_test", "t", &[]);
 
 /// A source whose behaviour the test scripts: sleeps, then succeeds or fails.
 struct Scripted {
@@ -18,9 +20,6 @@ impl Source for Scripted {
     fn name(&self) -> &'static str {
         "scripted"
     }
-    fn backend(&self) -> Backend {
-        Backend::ClickHouse
-    }
     async fn collect(&self, _: &SourceContext) -> Result<SourceOutput, SourceError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(self.sleep).await;
@@ -30,16 +29,12 @@ impl Source for Scripted {
         if call >= self.fail_from_call {
             return Err(SourceError::new(ErrorKind::Query, "scripted failure"));
         }
-        Ok(SourceOutput {
-            families: vec![MetricFamily::gauge("polo_test", "t").with(vec![], f64::from(call))],
-            ..SourceOutput::default()
-        })
+        Ok(SourceOutput { families: vec![TEST.family().with([], f64::from(call))], ..SourceOutput::default() })
     }
 }
 
 fn settings(timeout_ms: u64, min_interval_ms: u64, stale_ms: u64) -> SourceSettings {
     SourceSettings {
-        enabled: true,
         timeout: Duration::from_millis(timeout_ms),
         min_interval: Duration::from_millis(min_interval_ms),
         serve_stale_for: Duration::from_millis(stale_ms),
@@ -56,7 +51,7 @@ fn scripted(sleep_ms: u64, fail_from_call: u32) -> Arc<Scripted> {
 }
 
 fn served_value(view: &SourceView) -> Option<f64> {
-    view.output.as_ref().map(|o| match o.families[0].samples[0].value {
+    view.output.as_ref().map(|o| match o.families[0].samples()[0].value {
         crate::metrics::Value::Gauge(v) => v,
         _ => unreachable!(),
     })

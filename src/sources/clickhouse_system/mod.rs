@@ -5,13 +5,59 @@
 pub mod model;
 pub mod sql;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use super::SourceKind;
 use crate::clickhouse::ClickHouse;
-use crate::config::{ClickHouseSystemConfig, Config};
-use crate::framework::{Backend, Source, SourceContext, SourceError, SourceOutput};
+use crate::config::duration::PromDuration;
+use crate::config::{is_identifier, ClickHouseConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::framework::{Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::status::StatusSection;
 use model::{QueryStats, Snapshot};
 use sql::Sql;
+
+/// Default of `databases`.
+pub const DEFAULT_DATABASES: [&str; 1] = ["polo"];
+/// Default of `query_log_delay`: above a real server's query-log flush interval (7.5 s).
+pub const DEFAULT_QUERY_LOG_DELAY: Duration = Duration::from_secs(15);
+/// Default of `query_log_max_catchup`.
+pub const DEFAULT_QUERY_LOG_MAX_CATCHUP: Duration = Duration::from_secs(600);
+/// Default of `query_duration_buckets`, seconds.
+pub const DEFAULT_QUERY_DURATION_BUCKETS: [f64; 15] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+/// Default of `max_rows`.
+pub const DEFAULT_MAX_ROWS: u64 = 10_000;
+
+crate::source_section! {
+    /// `sources.clickhouse_system`.
+    pub struct RawClickHouseSystem {
+        /// Databases whose tables are reported (parts, replicas, mutations); default `[polo]`.
+        pub databases: Option<Vec<String>>,
+        /// Read query latency and failures from `system.query_log`; default true.
+        pub query_log: Option<bool>,
+        /// Count a query once it finished at least this long ago (above the log's flush interval); default 15s.
+        pub query_log_delay: Option<PromDuration>,
+        /// After an outage, read at most this much missed query log; default 10m.
+        pub query_log_max_catchup: Option<PromDuration>,
+        /// Upper bounds (seconds) of the latency histogram buckets; default 5ms .. 300s.
+        pub query_duration_buckets: Option<Vec<f64>>,
+        /// LIMIT on every system-table query; default 10000.
+        pub max_rows: Option<u64>,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClickHouseSystemConfig {
+    pub clickhouse: ClickHouseConfig,
+    pub databases: Vec<String>,
+    pub query_log: bool,
+    pub query_log_delay: Duration,
+    pub query_log_max_catchup: Duration,
+    /// Strictly increasing, finite, positive; +Inf is implied.
+    pub query_duration_buckets: Vec<f64>,
+    pub max_rows: u64,
+}
 
 pub struct ClickHouseSystem {
     ch: ClickHouse,
@@ -26,38 +72,94 @@ struct QueryLogState {
     next_from_us: i64,
 }
 
-impl ClickHouseSystem {
-    pub fn new(cfg: &Config) -> Self {
-        let system = cfg.clickhouse_system.clone();
-        let sql = Sql::new(cfg.clickhouse.cluster.as_deref(), &system.databases, system.max_rows);
+impl SourceKind for ClickHouseSystem {
+    const NAME: &'static str = "clickhouse_system";
+    const ENABLED_BY_DEFAULT: bool = true;
+    type Raw = RawClickHouseSystem;
+    type Config = ClickHouseSystemConfig;
+
+    fn validate(
+        raw: RawClickHouseSystem,
+        v: &Validator,
+        shared: &Shared,
+    ) -> Result<ClickHouseSystemConfig, ConfigError> {
+        let key = |k: &str| format!("sources.clickhouse_system.{k}");
+        let databases = raw.databases.unwrap_or_else(|| DEFAULT_DATABASES.map(String::from).to_vec());
+        if let Some(bad) = databases.iter().find(|d| !is_identifier(d)) {
+            return Err(v.invalid(&key("databases"), format!("{bad:?} is not a plain identifier")));
+        }
+        let buckets = raw.query_duration_buckets.unwrap_or_else(|| DEFAULT_QUERY_DURATION_BUCKETS.to_vec());
+        let increasing = buckets.windows(2).all(|w| w[0] < w[1]);
+        if buckets.is_empty()
+            || buckets.len() > 100
+            || !increasing
+            || buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
+        {
+            return Err(v.invalid(
+                &key("query_duration_buckets"),
+                "must be a strictly increasing list of 1 to 100 positive seconds (+Inf is implied)",
+            ));
+        }
+        let max_rows = raw.max_rows.unwrap_or(DEFAULT_MAX_ROWS);
+        if !(1..=1_000_000).contains(&max_rows) {
+            return Err(v.invalid(&key("max_rows"), "must be between 1 and 1000000"));
+        }
+        let hour = Duration::from_secs(3600);
+        Ok(ClickHouseSystemConfig {
+            clickhouse: shared.clickhouse(v, Self::NAME)?,
+            databases,
+            query_log: raw.query_log.unwrap_or(true),
+            query_log_delay: v.duration(
+                &key("query_log_delay"),
+                raw.query_log_delay,
+                DEFAULT_QUERY_LOG_DELAY,
+                (Duration::ZERO, hour),
+            )?,
+            query_log_max_catchup: v.duration(
+                &key("query_log_max_catchup"),
+                raw.query_log_max_catchup,
+                DEFAULT_QUERY_LOG_MAX_CATCHUP,
+                (Duration::from_secs(1), 24 * hour),
+            )?,
+            query_duration_buckets: buckets,
+            max_rows,
+        })
+    }
+
+    fn default_timeout(shared: &Shared) -> Duration {
+        crate::clickhouse::default_timeout(shared)
+    }
+
+    fn build(config: &ClickHouseSystemConfig, settings: &SourceSettings) -> Arc<dyn Source> {
+        let sql = Sql::new(config.clickhouse.cluster.as_deref(), &config.databases, config.max_rows);
         // Counting starts with the queries that finish from now on.
-        let next_from_us = now_us() - system.query_log_delay.as_micros() as i64;
-        Self {
-            ch: ClickHouse::new(&cfg.clickhouse, "clickhouse_system", cfg.sources.clickhouse_system.timeout),
+        let next_from_us = crate::clock::unix_us() - config.query_log_delay.as_micros() as i64;
+        Arc::new(Self {
+            ch: ClickHouse::new(&config.clickhouse, Self::NAME, settings.timeout),
             sql,
             state: Mutex::new(QueryLogState {
-                stats: QueryStats::new(system.query_duration_buckets.clone()),
+                stats: QueryStats::new(config.query_duration_buckets.clone()),
                 next_from_us,
             }),
-            cfg: system,
-        }
+            cfg: config.clone(),
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl Source for ClickHouseSystem {
     fn name(&self) -> &'static str {
-        "clickhouse_system"
+        Self::NAME
     }
 
-    fn backend(&self) -> Backend {
-        Backend::ClickHouse
+    fn usage(&self) -> &'static [Usage] {
+        &[Usage::ClickHouseReadRows]
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
         // Only queries that finished at least `query_log_delay` ago are read: by then the log
         // has been flushed, so each query falls into exactly one window.
-        let to_us = now_us() - self.cfg.query_log_delay.as_micros() as i64;
+        let to_us = crate::clock::unix_us() - self.cfg.query_log_delay.as_micros() as i64;
         let from_us = {
             let state = self.state.lock().expect("query log state poisoned");
             state.next_from_us.max(to_us - self.cfg.query_log_max_catchup.as_micros() as i64)
@@ -89,12 +191,8 @@ impl Source for ClickHouseSystem {
         }
         Ok(SourceOutput {
             families: model::families(&snapshot, &state.stats),
-            status: vec![("clickhouse", model::status(&snapshot, &state.stats))],
+            status: Some(StatusSection::ClickHouse(model::status(&snapshot, &state.stats))),
             ..SourceOutput::default()
         })
     }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use clickhouse::Row;
 use serde::Deserialize;
 
-use crate::metrics::{Labels, MetricFamily, Sample, Value};
+use crate::clickhouse::CodeClass;
+use crate::metrics::{Def, MetricFamily};
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct DiskRow {
@@ -84,23 +85,6 @@ pub struct Snapshot {
     pub versions: Vec<VersionRow>,
 }
 
-/// Classes of ClickHouse exception codes for `polo_clickhouse_failed_queries_total{class}`.
-pub const FAILURE_CLASSES: [&str; 8] =
-    ["timeout", "memory", "too_many_parts", "limit", "access", "query", "cancelled", "other"];
-
-pub fn failure_class(code: i32) -> &'static str {
-    match code {
-        159 | 160 | 209 => "timeout",
-        173 | 241 => "memory",
-        252 => "too_many_parts",
-        158 | 201 | 202 | 307 | 396 => "limit",
-        164 | 192 | 193 | 194 | 195 | 497 | 516 => "access",
-        16 | 36 | 42 | 43 | 46 | 47 | 53 | 60 | 62 | 81 => "query",
-        394 => "cancelled",
-        _ => "other",
-    }
-}
-
 /// One histogram series: per-bucket (not cumulative) counts, the last being +Inf.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
@@ -117,7 +101,7 @@ const RECENT_WINDOW_US: i64 = 300_000_000;
 pub struct QueryStats {
     bounds: Vec<f64>,
     histograms: BTreeMap<(String, String), Histogram>,
-    failed: BTreeMap<(String, &'static str), u64>,
+    failed: BTreeMap<(String, CodeClass), u64>,
     /// Per window: (window end, per-bucket counts over every node and kind).
     recent: VecDeque<(i64, Vec<u64>)>,
 }
@@ -132,9 +116,9 @@ impl QueryStats {
         let n = self.bounds.len();
         let mut window = vec![0u64; n + 1];
         for row in rows {
-            self.failed.entry((row.replica.clone(), "other")).or_insert(0);
+            self.failed.entry((row.replica.clone(), CodeClass::Other)).or_insert(0);
             if row.exception_code != 0 {
-                *self.failed.entry((row.replica.clone(), failure_class(row.exception_code))).or_insert(0) +=
+                *self.failed.entry((row.replica.clone(), CodeClass::of(i64::from(row.exception_code)))).or_insert(0) +=
                     row.queries;
                 continue;
             }
@@ -197,134 +181,197 @@ pub fn quantile(bounds: &[f64], buckets: &[u64], q: f64) -> Option<f64> {
     bounds.last().copied()
 }
 
-fn l(pairs: &[(&'static str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
-}
+pub static DISK_FREE: Def = Def::gauge(
+    "polo_clickhouse_disk_free_bytes",
+    "Free space on the disk (system.disks free_space).",
+    &["replica", "disk"],
+);
+pub static DISK_TOTAL: Def = Def::gauge(
+    "polo_clickhouse_disk_total_bytes",
+    "Size of the disk (system.disks total_space).",
+    &["replica", "disk"],
+);
+pub static DISK_UNRESERVED: Def = Def::gauge(
+    "polo_clickhouse_disk_unreserved_bytes",
+    "Free space not reserved by merges and fetches (system.disks unreserved_space).",
+    &["replica", "disk"],
+);
+pub static DISK_KEEP_FREE: Def = Def::gauge(
+    "polo_clickhouse_disk_keep_free_bytes",
+    "Space ClickHouse keeps free on the disk (system.disks keep_free_space).",
+    &["replica", "disk"],
+);
+pub static QUERY_DURATION: Def = Def::histogram(
+    "polo_clickhouse_query_duration_seconds",
+    "Duration of finished initial queries (system.query_log), excluding the exporter's own, counted since the exporter started.",
+    &["replica", "query_kind"],
+);
+pub static FAILED_QUERIES: Def = Def::counter(
+    "polo_clickhouse_failed_queries",
+    "Initial queries that failed (system.query_log exceptions), excluding the exporter's own, by class of exception code, since the exporter started.",
+    &["replica", "class"],
+);
+pub static ACTIVE_QUERIES: Def = Def::gauge(
+    "polo_clickhouse_active_queries",
+    "Initial queries running now (system.processes), excluding the exporter's own.",
+    &["replica"],
+);
+pub static LONGEST_QUERY: Def = Def::gauge(
+    "polo_clickhouse_longest_running_query_seconds",
+    "Elapsed time of the longest-running initial query (system.processes), excluding the exporter's own; 0 if none.",
+    &["replica"],
+);
+const TABLE: &[&str] = &["replica", "database", "table"];
+pub static TABLE_BYTES: Def = Def::gauge(
+    "polo_clickhouse_table_bytes_on_disk",
+    "Bytes on disk of the table's active parts (system.parts).",
+    TABLE,
+);
+pub static TABLE_ROWS: Def =
+    Def::gauge("polo_clickhouse_table_rows", "Rows in the table's active parts (system.parts).", TABLE);
+pub static TABLE_PARTS: Def =
+    Def::gauge("polo_clickhouse_table_active_parts", "Active parts of the table (system.parts).", TABLE);
+pub static TABLE_MAX_PARTS: Def = Def::gauge(
+    "polo_clickhouse_table_max_parts_in_partition",
+    "Most active parts in one partition of the table; inserts are delayed, then rejected, when it reaches parts_to_delay_insert / parts_to_throw_insert.",
+    TABLE,
+);
+pub static REPLICA_READONLY: Def = Def::gauge(
+    "polo_clickhouse_replica_readonly",
+    "1 if the replicated table is read-only on this replica (system.replicas is_readonly).",
+    TABLE,
+);
+pub static REPLICA_DELAY: Def = Def::gauge(
+    "polo_clickhouse_replica_absolute_delay_seconds",
+    "How far this replica lags behind (system.replicas absolute_delay).",
+    TABLE,
+);
+pub static REPLICA_QUEUE: Def = Def::gauge(
+    "polo_clickhouse_replica_queue_size",
+    "Replication tasks waiting on this replica (system.replicas queue_size).",
+    TABLE,
+);
+pub static MUTATIONS_PENDING: Def =
+    Def::gauge("polo_clickhouse_mutations_pending", "Mutations of the table not done yet (system.mutations).", TABLE);
+pub static OLDEST_MUTATION: Def = Def::gauge(
+    "polo_clickhouse_oldest_pending_mutation_timestamp_seconds",
+    "create_time of the oldest mutation of the table not done yet (system.mutations).",
+    TABLE,
+);
+pub static BUILD_INFO: Def = Def::gauge(
+    "polo_clickhouse_build_info",
+    "Always 1; the version label is the ClickHouse server's version.",
+    &["replica", "version"],
+);
 
+/// Every family of the source, from one scrape's snapshot and the accumulated query statistics.
 pub fn families(snapshot: &Snapshot, stats: &QueryStats) -> Vec<MetricFamily> {
-    let mut out = Vec::new();
-    let mut free =
-        MetricFamily::gauge("polo_clickhouse_disk_free_bytes", "Free space on the disk (system.disks free_space).");
-    let mut total =
-        MetricFamily::gauge("polo_clickhouse_disk_total_bytes", "Size of the disk (system.disks total_space).");
-    let mut unreserved = MetricFamily::gauge(
-        "polo_clickhouse_disk_unreserved_bytes",
-        "Free space not reserved by merges and fetches (system.disks unreserved_space).",
-    );
-    let mut keep_free = MetricFamily::gauge(
-        "polo_clickhouse_disk_keep_free_bytes",
-        "Space ClickHouse keeps free on the disk (system.disks keep_free_space).",
-    );
-    for d in &snapshot.disks {
-        let labels = l(&[("replica", &d.replica), ("disk", &d.disk)]);
-        free.push(labels.clone(), d.free as f64);
-        total.push(labels.clone(), d.total as f64);
-        unreserved.push(labels.clone(), d.unreserved as f64);
-        keep_free.push(labels, d.keep_free as f64);
-    }
-    out.extend([free, total, unreserved, keep_free]);
-
-    let mut hist = MetricFamily::histogram(
-        "polo_clickhouse_query_duration_seconds",
-        "Duration of finished initial queries (system.query_log), excluding the exporter's own, counted since the exporter started.",
-    );
-    for ((replica, kind), h) in &stats.histograms {
-        let buckets = stats.bounds.iter().copied().chain([f64::INFINITY]).zip(h.buckets.iter().copied()).collect();
-        hist.samples.push(Sample {
-            labels: l(&[("replica", replica), ("query_kind", kind)]),
-            value: Value::Histogram { sum: h.sum_seconds, count: h.count, buckets },
-        });
-    }
-    let mut failed = MetricFamily::counter(
-        "polo_clickhouse_failed_queries",
-        "Initial queries that failed (system.query_log exceptions), excluding the exporter's own, by class of exception code, since the exporter started.",
-    );
-    let replicas: BTreeSet<&String> = stats.failed.keys().map(|(r, _)| r).collect();
-    for replica in replicas {
-        for class in FAILURE_CLASSES {
-            let n = stats.failed.get(&(replica.clone(), class)).copied().unwrap_or(0);
-            failed.push(l(&[("replica", replica), ("class", class)]), n as f64);
-        }
-    }
-    out.extend([hist, failed]);
-
-    let mut active = MetricFamily::gauge(
-        "polo_clickhouse_active_queries",
-        "Initial queries running now (system.processes), excluding the exporter's own.",
-    );
-    let mut longest = MetricFamily::gauge("polo_clickhouse_longest_running_query_seconds", "Elapsed time of the longest-running initial query (system.processes), excluding the exporter's own; 0 if none.");
-    for p in &snapshot.processes {
-        active.push(l(&[("replica", &p.replica)]), p.active as f64);
-        longest.push(l(&[("replica", &p.replica)]), p.longest_seconds);
-    }
-    out.extend([active, longest]);
-
-    let mut bytes = MetricFamily::gauge(
-        "polo_clickhouse_table_bytes_on_disk",
-        "Bytes on disk of the table's active parts (system.parts).",
-    );
-    let mut rows =
-        MetricFamily::gauge("polo_clickhouse_table_rows", "Rows in the table's active parts (system.parts).");
-    let mut parts =
-        MetricFamily::gauge("polo_clickhouse_table_active_parts", "Active parts of the table (system.parts).");
-    let mut max_parts = MetricFamily::gauge("polo_clickhouse_table_max_parts_in_partition", "Most active parts in one partition of the table; inserts are delayed, then rejected, when it reaches parts_to_delay_insert / parts_to_throw_insert.");
-    for p in &snapshot.parts {
-        let labels = l(&[("replica", &p.replica), ("database", &p.database), ("table", &p.table)]);
-        bytes.push(labels.clone(), p.bytes_on_disk as f64);
-        rows.push(labels.clone(), p.rows as f64);
-        parts.push(labels.clone(), p.active_parts as f64);
-        max_parts.push(labels, p.max_parts_in_partition as f64);
-    }
-    out.extend([bytes, rows, parts, max_parts]);
-
-    let mut readonly = MetricFamily::gauge(
-        "polo_clickhouse_replica_readonly",
-        "1 if the replicated table is read-only on this replica (system.replicas is_readonly).",
-    );
-    let mut delay = MetricFamily::gauge(
-        "polo_clickhouse_replica_absolute_delay_seconds",
-        "How far this replica lags behind (system.replicas absolute_delay).",
-    );
-    let mut queue = MetricFamily::gauge(
-        "polo_clickhouse_replica_queue_size",
-        "Replication tasks waiting on this replica (system.replicas queue_size).",
-    );
-    for r in &snapshot.replicas {
-        let labels = l(&[("replica", &r.replica), ("database", &r.database), ("table", &r.table)]);
-        readonly.push(labels.clone(), f64::from(r.readonly));
-        delay.push(labels.clone(), r.absolute_delay as f64);
-        queue.push(labels, r.queue_size as f64);
-    }
-    out.extend([readonly, delay, queue]);
-
-    let mut pending = MetricFamily::gauge(
-        "polo_clickhouse_mutations_pending",
-        "Mutations of the table not done yet (system.mutations).",
-    );
-    let mut oldest = MetricFamily::gauge(
-        "polo_clickhouse_oldest_pending_mutation_timestamp_seconds",
-        "create_time of the oldest mutation of the table not done yet (system.mutations).",
-    );
-    for m in &snapshot.mutations {
-        let labels = l(&[("replica", &m.replica), ("database", &m.database), ("table", &m.table)]);
-        pending.push(labels.clone(), m.pending as f64);
-        oldest.push(labels, m.oldest_created as f64);
-    }
-    out.extend([pending, oldest]);
-
-    let mut build = MetricFamily::gauge(
-        "polo_clickhouse_build_info",
-        "Always 1; the version label is the ClickHouse server's version.",
-    );
+    let mut out = disk_families(&snapshot.disks);
+    out.extend(query_families(stats));
+    out.extend(process_families(&snapshot.processes));
+    out.extend(table_families(snapshot));
+    out.push(BUILD_INFO.family());
+    let build = out.last_mut().expect("just pushed");
     for v in &snapshot.versions {
-        build.push(l(&[("replica", &v.replica), ("version", &v.version)]), 1.0);
+        build.push([v.replica.clone(), v.version.clone()], 1.0);
     }
-    out.push(build);
     out
 }
 
-/// The status document's `clickhouse` section (the spec's disk_used_gb and query_p95_ms, and more).
-pub fn status(snapshot: &Snapshot, stats: &QueryStats) -> serde_json::Value {
+fn disk_families(disks: &[DiskRow]) -> Vec<MetricFamily> {
+    let mut free = DISK_FREE.family();
+    let mut total = DISK_TOTAL.family();
+    let mut unreserved = DISK_UNRESERVED.family();
+    let mut keep_free = DISK_KEEP_FREE.family();
+    for d in disks {
+        let labels = || [d.replica.clone(), d.disk.clone()];
+        free.push(labels(), d.free as f64);
+        total.push(labels(), d.total as f64);
+        unreserved.push(labels(), d.unreserved as f64);
+        keep_free.push(labels(), d.keep_free as f64);
+    }
+    vec![free, total, unreserved, keep_free]
+}
+
+fn query_families(stats: &QueryStats) -> Vec<MetricFamily> {
+    let mut hist = QUERY_DURATION.family();
+    for ((replica, kind), h) in &stats.histograms {
+        let buckets = stats.bounds.iter().copied().chain([f64::INFINITY]).zip(h.buckets.iter().copied()).collect();
+        hist.push_histogram([replica.clone(), kind.clone()], h.sum_seconds, h.count, buckets);
+    }
+    let mut failed = FAILED_QUERIES.family();
+    let replicas: BTreeSet<&String> = stats.failed.keys().map(|(r, _)| r).collect();
+    for replica in replicas {
+        for class in CodeClass::ALL {
+            let n = stats.failed.get(&(replica.clone(), class)).copied().unwrap_or(0);
+            failed.push([replica.clone(), class.as_str().to_string()], n as f64);
+        }
+    }
+    vec![hist, failed]
+}
+
+fn process_families(processes: &[ProcessesRow]) -> Vec<MetricFamily> {
+    let mut active = ACTIVE_QUERIES.family();
+    let mut longest = LONGEST_QUERY.family();
+    for p in processes {
+        active.push([p.replica.clone()], p.active as f64);
+        longest.push([p.replica.clone()], p.longest_seconds);
+    }
+    vec![active, longest]
+}
+
+fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    let table =
+        |replica: &str, database: &str, name: &str| [replica.to_string(), database.to_string(), name.to_string()];
+    let mut bytes = TABLE_BYTES.family();
+    let mut rows = TABLE_ROWS.family();
+    let mut parts = TABLE_PARTS.family();
+    let mut max_parts = TABLE_MAX_PARTS.family();
+    for p in &snapshot.parts {
+        let labels = || table(&p.replica, &p.database, &p.table);
+        bytes.push(labels(), p.bytes_on_disk as f64);
+        rows.push(labels(), p.rows as f64);
+        parts.push(labels(), p.active_parts as f64);
+        max_parts.push(labels(), p.max_parts_in_partition as f64);
+    }
+    let mut readonly = REPLICA_READONLY.family();
+    let mut delay = REPLICA_DELAY.family();
+    let mut queue = REPLICA_QUEUE.family();
+    for r in &snapshot.replicas {
+        let labels = || table(&r.replica, &r.database, &r.table);
+        readonly.push(labels(), f64::from(r.readonly));
+        delay.push(labels(), r.absolute_delay as f64);
+        queue.push(labels(), r.queue_size as f64);
+    }
+    let mut pending = MUTATIONS_PENDING.family();
+    let mut oldest = OLDEST_MUTATION.family();
+    for m in &snapshot.mutations {
+        let labels = || table(&m.replica, &m.database, &m.table);
+        pending.push(labels(), m.pending as f64);
+        oldest.push(labels(), m.oldest_created as f64);
+    }
+    vec![bytes, rows, parts, max_parts, readonly, delay, queue, pending, oldest]
+}
+
+/// The status document's `clickhouse` section: the spec's `disk_used_gb` and `query_p95_ms`, and more.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClickHouseStatus {
+    pub disk_used_gb: f64,
+    pub disk_used_ratio_max: Option<f64>,
+    pub query_p50_ms: Option<f64>,
+    pub query_p95_ms: Option<f64>,
+    pub query_p99_ms: Option<f64>,
+    pub active_queries: u64,
+    pub replicas: Vec<ReplicaVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReplicaVersion {
+    pub replica: String,
+    pub version: String,
+}
+
+pub fn status(snapshot: &Snapshot, stats: &QueryStats) -> ClickHouseStatus {
     let used: u64 = snapshot.disks.iter().map(|d| d.total.saturating_sub(d.free)).sum();
     let max_ratio = snapshot
         .disks
@@ -333,15 +380,19 @@ pub fn status(snapshot: &Snapshot, stats: &QueryStats) -> serde_json::Value {
         .map(|d| d.total.saturating_sub(d.free) as f64 / d.total as f64)
         .fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))));
     let ms = |q: f64| stats.recent_quantile(q).map(|s| (s * 1000.0).round());
-    serde_json::json!({
-        "disk_used_gb": (used as f64 / 1e9 * 10.0).round() / 10.0,
-        "disk_used_ratio_max": max_ratio.map(|r| (r * 1000.0).round() / 1000.0),
-        "query_p50_ms": ms(0.5),
-        "query_p95_ms": ms(0.95),
-        "query_p99_ms": ms(0.99),
-        "active_queries": snapshot.processes.iter().map(|p| p.active).sum::<u64>(),
-        "replicas": snapshot.versions.iter().map(|v| serde_json::json!({"replica": v.replica, "version": v.version})).collect::<Vec<_>>(),
-    })
+    ClickHouseStatus {
+        disk_used_gb: (used as f64 / 1e9 * 10.0).round() / 10.0,
+        disk_used_ratio_max: max_ratio.map(|r| (r * 1000.0).round() / 1000.0),
+        query_p50_ms: ms(0.5),
+        query_p95_ms: ms(0.95),
+        query_p99_ms: ms(0.99),
+        active_queries: snapshot.processes.iter().map(|p| p.active).sum(),
+        replicas: snapshot
+            .versions
+            .iter()
+            .map(|v| ReplicaVersion { replica: v.replica.clone(), version: v.version.clone() })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -1,47 +1,63 @@
-//! Source `collector_runs`: freshness and failures of Polo's collectors from `polo.collector_runs`.
+//! Source `collector_runs`: freshness and failures of Polo's collectors from `polo.collector_runs`,
+//! and each account's last successful scan.
 //!
 //! Cost: the first successful scrape aggregates the table once (one GROUP BY, with a join for
 //! consecutive failures). Every later scrape reads only rows whose `started_at` is within the
 //! late-arrival window, a range the `(collector, started_at)` sort key prunes, so a scrape's
 //! cost does not grow with the table.
 
+pub mod config;
+pub mod families;
+pub mod health;
 pub mod model;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use clickhouse::Row;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::SourceKind;
 use crate::clickhouse::ClickHouse;
-use crate::config::{CollectorsConfig, Config};
-use crate::framework::{Backend, ErrorKind, Source, SourceContext, SourceError, SourceOutput};
+use crate::config::{ConfigError, Shared, SourceSettings, Validator};
+use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::status::StatusSection;
+use config::{CollectorRunsConfig, CollectorsConfig, RawCollectorRuns};
 use model::{KeyState, Run, RunsState};
-
-/// Per account, the latest success of any collector; shared with the `accounts` source.
-/// `None` until this source has loaded once.
-pub type AccountScans = Arc<RwLock<Option<HashMap<String, i64>>>>;
 
 pub struct CollectorRuns {
     ch: ClickHouse,
     cfg: CollectorsConfig,
     state: Mutex<Option<RunsState>>,
     started_ms: i64,
-    account_scans: AccountScans,
+}
+
+impl SourceKind for CollectorRuns {
+    const NAME: &'static str = "collector_runs";
+    const ENABLED_BY_DEFAULT: bool = true;
+    type Raw = RawCollectorRuns;
+    type Config = CollectorRunsConfig;
+
+    fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result<CollectorRunsConfig, ConfigError> {
+        config::validate(raw, v, shared)
+    }
+
+    fn default_timeout(shared: &Shared) -> std::time::Duration {
+        crate::clickhouse::default_timeout(shared)
+    }
+
+    fn build(config: &CollectorRunsConfig, settings: &SourceSettings) -> Arc<dyn Source> {
+        Arc::new(Self {
+            ch: ClickHouse::new(&config.clickhouse, Self::NAME, settings.timeout),
+            cfg: config.collectors.clone(),
+            state: Mutex::new(None),
+            started_ms: crate::clock::unix_ms(),
+        })
+    }
 }
 
 impl CollectorRuns {
-    pub fn new(cfg: &Config, account_scans: AccountScans) -> Self {
-        Self {
-            ch: ClickHouse::new(&cfg.clickhouse, "collector_runs", cfg.sources.collector_runs.timeout),
-            cfg: cfg.collectors.clone(),
-            state: Mutex::new(None),
-            started_ms: now_ms(),
-            account_scans,
-        }
-    }
-
     async fn load_settled(
         &self,
         ctx: &SourceContext,
@@ -92,7 +108,9 @@ impl CollectorRuns {
         if rows.len() as u64 > limit {
             return Err(SourceError::new(
                 ErrorKind::Limit,
-                format!("more than collectors.max_window_rows={limit} runs started within the late-arrival window"),
+                format!(
+                    "more than sources.collector_runs.max_window_rows={limit} runs started within the late-arrival window"
+                ),
             ));
         }
         Ok(rows.into_iter().map(WindowRow::into_run).collect())
@@ -102,15 +120,15 @@ impl CollectorRuns {
 #[async_trait::async_trait]
 impl Source for CollectorRuns {
     fn name(&self) -> &'static str {
-        "collector_runs"
+        Self::NAME
     }
 
-    fn backend(&self) -> Backend {
-        Backend::ClickHouse
+    fn usage(&self) -> &'static [Usage] {
+        &[Usage::ClickHouseReadRows]
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let cutoff = now - self.cfg.late_arrival_window.as_millis() as i64;
         let mut guard = self.state.lock().await;
         if guard.is_none() {
@@ -122,11 +140,10 @@ impl Source for CollectorRuns {
         // Fetch before mutating, so a failed fetch leaves the state as it was.
         let window = self.load_window(ctx, state.settled_until_ms).await?;
         let view = state.ingest(window, cutoff);
-        let mapped = model::map(&view, state.runs_total(), &self.cfg, now);
-        *self.account_scans.write().expect("account scans poisoned") = Some(mapped.account_last_scan_ms);
+        let mapped = families::map(&view, state.runs_total(), &self.cfg, now);
         Ok(SourceOutput {
             families: mapped.families,
-            status: vec![("collectors", mapped.collectors_status)],
+            status: Some(StatusSection::Collectors(mapped.collectors)),
             ..SourceOutput::default()
         })
     }
@@ -196,8 +213,4 @@ impl WindowRow {
             error: self.error,
         }
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

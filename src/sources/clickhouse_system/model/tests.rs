@@ -1,4 +1,5 @@
 use super::*;
+use crate::metrics::Value;
 
 fn log_row(replica: &str, kind: &str, code: i32, queries: u64, sum_ms: u64, cumulative: &[u64]) -> QueryLogRow {
     QueryLogRow {
@@ -36,10 +37,10 @@ fn failures_are_counted_by_class_not_in_the_histogram() {
     );
     assert!(stats.histograms.is_empty());
     let fams = families(&Snapshot::default(), &stats);
-    let failed = fams.iter().find(|f| f.name == "polo_clickhouse_failed_queries").unwrap();
+    let failed = fams.iter().find(|f| f.def() == &FAILED_QUERIES).unwrap();
     let get = |class: &str| {
         failed
-            .samples
+            .samples()
             .iter()
             .find(|s| s.labels.iter().any(|(k, v)| *k == "class" && v == class))
             .map(|s| s.value.clone())
@@ -48,15 +49,6 @@ fn failures_are_counted_by_class_not_in_the_histogram() {
     assert_eq!(get("memory"), Some(Value::Counter(1.0)));
     assert_eq!(get("other"), Some(Value::Counter(4.0)));
     assert_eq!(get("timeout"), Some(Value::Counter(0.0)), "every class present");
-}
-
-#[test]
-fn failure_classes() {
-    assert_eq!(failure_class(159), "timeout");
-    assert_eq!(failure_class(252), "too_many_parts");
-    assert_eq!(failure_class(497), "access");
-    assert_eq!(failure_class(394), "cancelled");
-    assert_eq!(failure_class(395), "other");
 }
 
 #[test]
@@ -97,8 +89,8 @@ fn status_section_reports_disk_and_latency() {
     let mut stats = QueryStats::new(vec![0.1, 0.2]);
     stats.apply(&[log_row("n", "Select", 0, 100, 0, &[100, 100])], 1);
     let s = status(&snapshot, &stats);
-    assert_eq!(s["disk_used_gb"], 80.0);
-    assert_eq!(s["disk_used_ratio_max"], 0.8);
-    assert_eq!(s["query_p95_ms"], 95.0);
-    assert_eq!(s["active_queries"], 3);
+    assert_eq!(s.disk_used_gb, 80.0);
+    assert_eq!(s.disk_used_ratio_max, Some(0.8));
+    assert_eq!(s.query_p95_ms, Some(95.0));
+    assert_eq!(s.active_queries, 3);
 }

@@ -2,8 +2,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
-use crate::config::{CollectorsConfig, Dependency};
+use crate::metrics::MetricFamily;
 use crate::metrics::Value;
+use crate::sources::collector_runs::config::{CollectorsConfig, Dependency};
+use crate::sources::collector_runs::families::map;
+use crate::sources::collector_runs::health::Health;
 
 fn run(id: &str, collector: &str, started_s: i64, completed_s: i64, status: &str) -> Run {
     Run {
@@ -111,8 +114,8 @@ fn single_line_flattens_and_bounds_text() {
 fn sample<'a>(families: &'a [MetricFamily], name: &str, labels: &[(&str, &str)]) -> Option<&'a Value> {
     families
         .iter()
-        .find(|f| f.name == name)?
-        .samples
+        .find(|f| f.name() == name)?
+        .samples()
         .iter()
         .find(|s| labels.iter().all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v)))
         .map(|s| &s.value)
@@ -160,15 +163,15 @@ fn maps_state_to_families_and_status() {
     );
     // b's last success is 4990 s old: older than 2 × 600 s, so dependencies of hb are not ready.
     assert_eq!(sample(f, "polo_collector_dependencies_ready", &[("collector", "hb")]), Some(&Value::Gauge(0.0)));
-    let health: Vec<(String, String)> = m
-        .collectors_status
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_string(), c["health"].as_str().unwrap().to_string()))
-        .collect();
-    assert_eq!(health, vec![("a".into(), "green".into()), ("b".into(), "red".into()), ("c".into(), "red".into())]);
-    assert_eq!(m.account_last_scan_ms["111"], (now_s - 290) * 1000);
+    let health: Vec<(&str, Health)> = m.collectors.iter().map(|c| (c.name.as_str(), c.health)).collect();
+    assert_eq!(health, vec![("a", Health::Green), ("b", Health::Red), ("c", Health::Red)]);
+    assert_eq!(
+        sample(f, "polo_account_last_scan_timestamp_seconds", &[("aws_account_id", "111")]),
+        Some(&Value::Gauge((now_s - 290) as f64))
+    );
+    // 600 s interval, factor 2: the exported thresholds are the ones the status used.
+    assert_eq!(sample(f, "polo_collector_late_threshold_seconds", &[("collector", "a")]), Some(&Value::Gauge(600.0)));
+    assert_eq!(sample(f, "polo_collector_stale_threshold_seconds", &[("collector", "a")]), Some(&Value::Gauge(1200.0)));
 }
 
 #[test]

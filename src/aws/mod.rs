@@ -1,5 +1,8 @@
 //! AWS access shared by the AWS sources: SDK configuration (default credential chain, optional
-//! role to assume, endpoint override, bounded retries) and error classification.
+//! role to assume, endpoint override, bounded retries), request counting, error classification,
+//! and the SQS queue selectors both AWS sources use.
+
+pub mod queues;
 
 use std::time::Duration;
 
@@ -9,8 +12,32 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
+
 use crate::config::AwsConfig;
-use crate::framework::{ErrorKind, SourceError};
+use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
+
+/// Counts every request attempt a client sends (retries included: each is billed) into the
+/// source's [`Usage::AwsRequests`].
+#[derive(Debug)]
+pub struct CountRequests(pub SourceContext);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "polo-exporter-count-requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        self.0.add(Usage::AwsRequests, 1);
+        Ok(())
+    }
+}
 
 /// SDK configuration for one region. Builds no connection; credentials load on first use.
 pub async fn sdk_config(aws: &AwsConfig, region: &str, attempt_timeout: Duration) -> SdkConfig {

@@ -1,0 +1,159 @@
+//! `sources.collector_runs`: what is expected of Polo's collectors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::duration::PromDuration;
+use crate::config::{ClickHouseConfig, ConfigError, Shared, Validator};
+
+/// Default of `default_expected_interval`.
+pub const DEFAULT_EXPECTED_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default of `staleness_factor`: the spec's "no success in 2× expected interval".
+pub const DEFAULT_STALENESS_FACTOR: f64 = 2.0;
+/// Default `within` of a dependency.
+pub const DEFAULT_DEPENDENCY_WITHIN: Duration = Duration::from_secs(20 * 60);
+/// Default of `late_arrival_window`.
+pub const DEFAULT_LATE_ARRIVAL_WINDOW: Duration = Duration::from_secs(3600);
+/// Default of `forget_after`: the table's TTL.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(90 * 86_400);
+/// Default of `max_window_rows`.
+pub const DEFAULT_MAX_WINDOW_ROWS: u64 = 200_000;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+crate::source_section! {
+    /// `sources.collector_runs`.
+    pub struct RawCollectorRuns {
+        /// Expected interval of a collector not listed in `expected_intervals`; default 1h.
+        pub default_expected_interval: Option<PromDuration>,
+        /// A key is stale after `staleness_factor` × its collector's expected interval without a success; default 2.
+        pub staleness_factor: Option<f64>,
+        /// Expected interval per collector name.
+        pub expected_intervals: BTreeMap<String, PromDuration>,
+        /// Collectors that need others to have succeeded recently.
+        pub dependencies: BTreeMap<String, RawDependency>,
+        /// How late a run's row may be inserted after its `started_at`; default 1h.
+        pub late_arrival_window: Option<PromDuration>,
+        /// Stop exporting a key whose latest run completed longer ago than this; default 90d (the table TTL).
+        pub forget_after: Option<PromDuration>,
+        /// Upper bound on rows read per scrape from the late-arrival window; default 200000.
+        pub max_window_rows: Option<u64>,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDependency {
+    /// Collectors that must each have a `succeeded` run within `within`.
+    pub requires: Vec<String>,
+    /// How recent those successes must be; default 20m.
+    #[serde(default)]
+    pub within: Option<PromDuration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    pub requires: Vec<String>,
+    pub within: Duration,
+}
+
+/// What is expected of the collectors: the thresholds of their health, and how to read them.
+#[derive(Debug, Clone)]
+pub struct CollectorsConfig {
+    pub default_expected_interval: Duration,
+    pub staleness_factor: f64,
+    pub expected_intervals: BTreeMap<String, Duration>,
+    pub dependencies: BTreeMap<String, Dependency>,
+    pub late_arrival_window: Duration,
+    pub forget_after: Duration,
+    pub max_window_rows: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectorRunsConfig {
+    pub clickhouse: ClickHouseConfig,
+    pub collectors: CollectorsConfig,
+}
+
+impl CollectorsConfig {
+    pub fn expected_interval(&self, collector: &str) -> Duration {
+        self.expected_intervals.get(collector).copied().unwrap_or(self.default_expected_interval)
+    }
+
+    /// Every collector the config names, as interval owner, dependent or dependency.
+    pub fn named_collectors(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.expected_intervals.keys().cloned().collect();
+        for (name, dep) in &self.dependencies {
+            names.insert(name.clone());
+            names.extend(dep.requires.iter().cloned());
+        }
+        names
+    }
+}
+
+pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result<CollectorRunsConfig, ConfigError> {
+    let key = |k: &str| format!("sources.collector_runs.{k}");
+    let staleness_factor = raw.staleness_factor.unwrap_or(DEFAULT_STALENESS_FACTOR);
+    if !(staleness_factor.is_finite() && (1.0..=100.0).contains(&staleness_factor)) {
+        return Err(v.invalid(&key("staleness_factor"), "must be a number from 1 to 100"));
+    }
+    let interval_bounds = (Duration::from_secs(1), 366 * DAY);
+    let default_expected_interval = v.duration(
+        &key("default_expected_interval"),
+        raw.default_expected_interval,
+        DEFAULT_EXPECTED_INTERVAL,
+        interval_bounds,
+    )?;
+    let mut expected_intervals = BTreeMap::new();
+    for (name, interval) in raw.expected_intervals {
+        let interval =
+            v.duration(&key(&format!("expected_intervals.{name}")), Some(interval), Duration::ZERO, interval_bounds)?;
+        expected_intervals.insert(name, interval);
+    }
+    let mut dependencies = BTreeMap::new();
+    for (name, dep) in raw.dependencies {
+        let dep_key = key(&format!("dependencies.{name}"));
+        if dep.requires.is_empty() {
+            return Err(v.invalid(&format!("{dep_key}.requires"), "must name at least one collector"));
+        }
+        if dep.requires.contains(&name) {
+            return Err(v.invalid(&format!("{dep_key}.requires"), "a collector cannot depend on itself"));
+        }
+        let within =
+            v.duration(&format!("{dep_key}.within"), dep.within, DEFAULT_DEPENDENCY_WITHIN, interval_bounds)?;
+        dependencies.insert(name, Dependency { requires: dep.requires, within });
+    }
+    let late_arrival_window = v.duration(
+        &key("late_arrival_window"),
+        raw.late_arrival_window,
+        DEFAULT_LATE_ARRIVAL_WINDOW,
+        (Duration::from_secs(60), 7 * DAY),
+    )?;
+    let forget_after = v.duration(
+        &key("forget_after"),
+        raw.forget_after,
+        DEFAULT_FORGET_AFTER,
+        (Duration::from_secs(60), 3660 * DAY),
+    )?;
+    if forget_after <= late_arrival_window {
+        return Err(v.invalid(&key("forget_after"), "must be longer than late_arrival_window"));
+    }
+    let max_window_rows = raw.max_window_rows.unwrap_or(DEFAULT_MAX_WINDOW_ROWS);
+    if !(1..=10_000_000).contains(&max_window_rows) {
+        return Err(v.invalid(&key("max_window_rows"), "must be between 1 and 10000000"));
+    }
+    Ok(CollectorRunsConfig {
+        clickhouse: shared.clickhouse(v, "collector_runs")?,
+        collectors: CollectorsConfig {
+            default_expected_interval,
+            staleness_factor,
+            expected_intervals,
+            dependencies,
+            late_arrival_window,
+            forget_after,
+            max_window_rows,
+        },
+    })
+}
