@@ -5,6 +5,8 @@ pub mod clickhouse;
 pub mod clock;
 pub mod config;
 pub mod framework;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod panics;

@@ -15,6 +15,16 @@ pub const MAX_BYTES: usize = 1 << 20;
 /// Deepest accepted flow nesting (`[[...]]`, `{a: {b: ...}}`).
 pub const MAX_FLOW_DEPTH: usize = 32;
 
+/// Reads a configuration file, at most one byte more than [`MAX_BYTES`] (so that
+/// [`prescan`] refuses it by its size): a path to something endless cannot exhaust memory.
+pub fn read(path: &std::path::Path) -> Result<String, super::ConfigError> {
+    use std::io::Read;
+    let error = |source| super::ConfigError::Read { path: path.to_path_buf(), source };
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(error)?.take(MAX_BYTES as u64 + 1).read_to_string(&mut text).map_err(error)?;
+    Ok(text)
+}
+
 /// Checks the raw text: size and flow nesting. Returns the 1-based line and the message.
 pub fn prescan(text: &str) -> Result<(), (usize, String)> {
     if text.len() > MAX_BYTES {
@@ -123,6 +133,14 @@ mod tests {
     fn prescan_bounds_size() {
         let big = "#".repeat(MAX_BYTES + 1);
         assert!(prescan(&big).unwrap_err().1.contains("more than the 1048576 accepted"));
+    }
+
+    #[test]
+    fn reading_an_endless_file_stops_at_the_bound() {
+        let text = read(std::path::Path::new("/dev/zero")).unwrap();
+        assert_eq!(text.len(), MAX_BYTES + 1);
+        let e = crate::config::Config::load(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
+        assert_eq!(e, "/dev/zero:1: the file is 1048577 bytes, more than the 1048576 accepted");
     }
 }
 

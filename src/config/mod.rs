@@ -121,9 +121,7 @@ pub struct Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Self::from_yaml(&text, path, &|name| std::env::var(name).ok())
+        Self::from_yaml(&bounds::read(path)?, path, &|name| std::env::var(name).ok())
     }
 
     /// Parses and validates `text`; `path` is only used in error messages and to resolve
