@@ -23,8 +23,10 @@ pub const TARGETS: [(&str, Check); 6] = [
     ("duration", duration_text),
 ];
 
-/// The error names the file and a real line of it (never `?`, never past the end).
+/// The error names the file and a real line of it (never `?`, never past the end), lines
+/// counted as YAML counts them.
 fn check_located(err: &ConfigError, name: &str, text: &str) {
+    let text = &crate::config::bounds::normalize_line_breaks(text);
     let shown = err.to_string();
     match err {
         ConfigError::Read { .. } => {}

@@ -76,6 +76,7 @@ impl WebSecurity {
 
     /// Parses and validates `text`; `path` names it in errors and anchors relative file paths.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let text = &bounds::normalize_line_breaks(text);
         let raw: RawWebConfig = parse(text, path)?;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),

@@ -25,6 +25,17 @@ pub fn read(path: &std::path::Path) -> Result<String, super::ConfigError> {
     Ok(text)
 }
 
+/// YAML's line breaks (CR LF, CR, LF, and NEL, LS, PS, which the YAML 1.1 parser also breaks
+/// lines at) as LF, so that every line number, the parser's and the validation's, counts the
+/// lines the parser sees. The document means the same: each was a line break already.
+pub fn normalize_line_breaks(text: &str) -> std::borrow::Cow<'_, str> {
+    const OTHERS: [char; 4] = ['\r', '\u{85}', '\u{2028}', '\u{2029}'];
+    if !text.contains(OTHERS) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace(OTHERS, "\n"))
+}
+
 /// Checks the raw text: size and flow nesting. Returns the 1-based line and the message.
 pub fn prescan(text: &str) -> Result<(), (usize, String)> {
     if text.len() > MAX_BYTES {
@@ -130,6 +141,15 @@ mod tests {
     }
 
     #[test]
+    fn line_breaks_are_counted_as_yaml_counts_them() {
+        assert_eq!(
+            normalize_line_breaks("a: 1\r\nb: 2\rc: 3\u{2028}d: 4\u{85}e: 5\u{2029}"),
+            "a: 1\nb: 2\nc: 3\nd: 4\ne: 5\n"
+        );
+        assert!(matches!(normalize_line_breaks("a: 1\nb: 2\n"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn prescan_bounds_size() {
         let big = "#".repeat(MAX_BYTES + 1);
         assert!(prescan(&big).unwrap_err().1.contains("more than the 1048576 accepted"));
@@ -230,6 +250,17 @@ mod config_tests {
         // A rule about a key left at its default: the line of its section.
         let text = "clickhouse: {url: 'http://x'}\nsources:\n  collector_runs:\n    late_arrival_window: 100d\n";
         assert!(err(text).starts_with("t.yml:4: key `sources.collector_runs.late_arrival_window`"), "{}", err(text));
+    }
+
+    #[test]
+    fn lines_count_every_yaml_line_break() {
+        // Found by fuzzing: the parser counted a lone CR as a line break, the rest did not.
+        let e = err("clickhouse:\r  url: http://x\r  databse: polo\r");
+        assert!(e.starts_with("t.yml:3: key `clickhouse.databse`"), "{e}");
+        let e = err("clickhouse:\r\n  url: http://x\r\n  database: 'a b'\r\n");
+        assert!(e.starts_with("t.yml:3: key `clickhouse.database`"), "{e}");
+        let e = err("clickhouse:\r  url: http://x\r  database: 'a b'\r");
+        assert!(e.starts_with("t.yml:3: key `clickhouse.database`"), "{e}");
     }
 
     #[test]

@@ -127,6 +127,8 @@ impl Config {
     /// Parses and validates `text`; `path` is only used in error messages and to resolve
     /// relative `password_file` paths; `env` looks up environment variables.
     pub fn from_yaml(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        // Lines as YAML counts them, for the parser's errors and the validation's alike.
+        let text = &bounds::normalize_line_breaks(text);
         let raw: RawConfig = parse(text, path)?;
         let validator = Validator { path, text, env };
         let clickhouse = raw.clickhouse.map(|c| validator.clickhouse(c)).transpose()?;
