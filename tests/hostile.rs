@@ -473,3 +473,37 @@ fn label_values_from_the_data_are_clean_and_bounded() {
     assert_eq!(rtl.1["aws_region"], "eu-west-1");
     assert_eq!(rtl.1["error"], "bad thing");
 }
+
+/// Issue 12, finding 7: clients that connect, send a scrape and hang up (2 ms later, so that
+/// the request is read), one every 50 ms for 3 s, while ClickHouse holds each request 300 ms.
+/// A hung-up client stops waiting (hyper drops its request), so the run it started is one
+/// nobody waits for, and the quiet gap after it holds off the next: at most two runs per
+/// source, where the clients used to keep each source running back to back (about 8 runs
+/// each). Runs are counted by their one log line each.
+#[test]
+fn clients_that_hang_up_cannot_drive_the_backend() {
+    let ch = DevClickHouse::start();
+    let proxy = delaying_proxy(ch.port, Duration::from_millis(300));
+    let exporter = Proc::start(&config(&format!("http://127.0.0.1:{proxy}"), ""), &[]);
+    let runs = || {
+        let log = exporter.log();
+        log.matches("message=\"source collected\"").count() + log.matches("message=\"source failed\"").count()
+    };
+    exporter.scrape();
+    let before = runs();
+    let m = exporter.scrape();
+    let sources = m.find("polo_exporter_source_up", &[]).len();
+    assert_eq!(sources, 3);
+    assert_eq!(runs() - before, sources, "a waiting scrape runs each source once");
+    let before = runs();
+    for _ in 0..60 {
+        let mut s = TcpStream::connect(("127.0.0.1", exporter.port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        drop(s);
+        std::thread::sleep(Duration::from_millis(48));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let flood = runs() - before;
+    assert!(flood <= 2 * sources, "60 hang-ups made {flood} runs of {sources} sources");
+}
