@@ -1,11 +1,13 @@
-//! The HTTP front: `/metrics` (OpenMetrics), `/`, `/healthz`, `/readyz`, the status API.
+//! The HTTP front: `/metrics` (OpenMetrics), `/`, `/healthz`, `/readyz`, the status API,
+//! `/-/reload`; graceful stop.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
@@ -14,60 +16,163 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::framework::Exporter;
-use crate::metrics;
-use crate::web::WebSecurity;
+use crate::metrics::{self, Def, FamilySet};
+use crate::reload::{self, Files, Loaded};
 
 /// Paths of the status API: Polo's System Status page design names `/api/system/status`; `/api/v1/` is the versioned one.
 pub const STATUS_PATHS: [&str; 2] = ["/api/v1/system/status", "/api/system/status"];
+/// The lifecycle endpoint (with `--web.enable-lifecycle`), as in Prometheus.
+pub const RELOAD_PATH: &str = "/-/reload";
 /// Without a Prometheus scrape-timeout header, a scrape waits at most this long.
-const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A scrape-timeout header above this counts as this (no source may run longer: `timeout` <= 10m).
+pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A scrape waits at least this long, whatever its header says.
+pub const MIN_SCRAPE_BUDGET: Duration = Duration::from_millis(100);
 /// Scrapes and status requests served at once; more get 503 instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+
+/// Prometheus's own names for the state of the configuration reloads.
+pub static CONFIG_LAST_RELOAD_SUCCESSFUL: Def = Def::gauge(
+    "polo_exporter_config_last_reload_successful",
+    "1 if the latest configuration reload (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration stays in force.",
+    &[],
+);
+pub static CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: Def = Def::gauge(
+    "polo_exporter_config_last_reload_success_timestamp_seconds",
+    "When the configuration in force was loaded (start or latest successful reload).",
+    &[],
+);
 
 pub struct WebConfig {
     pub telemetry_path: String,
     /// Subtracted from `X-Prometheus-Scrape-Timeout-Seconds` to leave time to encode and send.
     pub scrape_timeout_offset: Duration,
+    /// Serve `POST /-/reload` (Prometheus's `--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
+}
+
+/// Prometheus's own reload gauges.
+#[derive(Debug, Clone, Copy)]
+struct ReloadState {
+    successful: bool,
+    last_success_unix: f64,
 }
 
 pub struct App {
-    exporter: Exporter,
+    loaded: RwLock<Arc<Loaded>>,
     web: WebConfig,
-    security: WebSecurity,
+    files: Option<Files>,
+    reload_state: Mutex<ReloadState>,
+    reloading: tokio::sync::Mutex<()>,
     in_flight: Semaphore,
 }
 
+/// How the server is asked to stop (by signals, see `main`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Running,
+    /// Stop accepting; let requests in flight finish within the grace period.
+    Graceful(&'static str),
+    /// Stop now (a second signal during the grace period).
+    Now(&'static str),
+}
+
+/// What happened to the connections open when the server was asked to stop.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Connections that ended by themselves (their request answered, or idle and closed).
+    pub finished: usize,
+    /// Connections still busy when the grace period ended (or a second signal came).
+    pub cut: usize,
+}
+
 impl App {
-    pub fn new(exporter: Exporter, web: WebConfig, security: WebSecurity) -> Arc<Self> {
-        Arc::new(Self { exporter, web, security, in_flight: Semaphore::new(MAX_IN_FLIGHT) })
+    /// `files`: what to read again on reload (None: reload is refused).
+    pub fn new(loaded: Loaded, web: WebConfig, files: Option<Files>) -> Arc<Self> {
+        Arc::new(Self {
+            loaded: RwLock::new(Arc::new(loaded)),
+            web,
+            files,
+            reload_state: Mutex::new(ReloadState { successful: true, last_success_unix: crate::clock::unix_seconds() }),
+            reloading: tokio::sync::Mutex::new(()),
+            in_flight: Semaphore::new(MAX_IN_FLIGHT),
+        })
     }
 
+    /// The configuration in force; a request keeps the one it started with.
+    pub fn current(&self) -> Arc<Loaded> {
+        Arc::clone(&self.loaded.read().expect("config lock poisoned"))
+    }
+
+    /// Reads both configuration files again and, if both are valid, switches to them. On error
+    /// the running configuration stays and the reload gauge says so. One log line either way.
+    pub async fn reload(&self) -> Result<reload::Summary, String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let Some(files) = self.files.clone() else {
+            return Err("this server was started without configuration files to reload".into());
+        };
+        let read = tokio::task::spawn_blocking(move || reload::read(&files))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the configuration failed: {e}")));
+        let mut state = self.reload_state.lock().expect("reload state poisoned");
+        match read {
+            Ok((config, security)) => {
+                let previous = self.current();
+                let (loaded, summary) = Loaded::assemble(&config, security, Some(&previous));
+                *self.loaded.write().expect("config lock poisoned") = Arc::new(loaded);
+                *state = ReloadState { successful: true, last_success_unix: crate::clock::unix_seconds() };
+                tracing::info!(
+                    kept = %summary.kept.join(","),
+                    started = %summary.started.join(","),
+                    stopped = %summary.stopped.join(","),
+                    "configuration reloaded"
+                );
+                Ok(summary)
+            }
+            Err(error) => {
+                state.successful = false;
+                tracing::error!(error = %error, "configuration reload failed; the previous configuration stays in force");
+                Err(error)
+            }
+        }
+    }
+
+    /// Serves one request; a panic anywhere below answers 500 and logs one line instead of
+    /// dropping the connection.
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let mut resp = if self.security.requires_auth()
-            && !self
-                .security
-                .authorized(req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
-                .await
+        let what = format!("{} {}", req.method(), req.uri().path());
+        contain_panics(&what, self.handle_inner(req)).await
+    }
+
+    async fn handle_inner(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let loaded = self.current();
+        let security = &loaded.security;
+        let mut resp = if security.requires_auth()
+            && !security.authorized(req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await
         {
             let mut resp = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
             resp.headers_mut()
                 .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"polo-exporter\""));
             resp
         } else {
-            self.route(req).await
+            self.route(req, &loaded).await
         };
-        for (name, value) in &self.security.headers {
+        for (name, value) in &security.headers {
             resp.headers_mut().insert(name.clone(), value.clone());
         }
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn route(&self, req: Request<Incoming>, loaded: &Loaded) -> Response<Full<Bytes>> {
         let path = req.uri().path();
+        if path == RELOAD_PATH {
+            return self.lifecycle_reload(req.method()).await;
+        }
         let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
         let known = path == "/"
             || path == "/healthz"
@@ -83,7 +188,7 @@ impl App {
             return resp;
         }
         match path {
-            "/" => self.landing(),
+            "/" => self.landing(loaded),
             "/healthz" => text(StatusCode::OK, "OK\n"),
             // Config loaded and listener bound are both true once requests arrive here.
             "/readyz" => text(StatusCode::OK, "ready\n"),
@@ -91,10 +196,12 @@ impl App {
                 let Ok(_permit) = self.in_flight.try_acquire() else {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
                 };
-                let deadline = Instant::now() + scrape_budget(&req, self.web.scrape_timeout_offset);
-                let scrape = self.exporter.scrape(deadline).await;
+                let budget = scrape_budget(&req, self.web.scrape_timeout_offset);
+                let deadline = Instant::now().checked_add(budget).unwrap_or_else(Instant::now);
+                let scrape = loaded.exporter.scrape(deadline).await;
                 if path == self.web.telemetry_path {
-                    let families = scrape.families();
+                    let mut families = scrape.families();
+                    families.push(self.reload_families());
                     let counters = metrics::counter_names(&families);
                     let text = metrics::encode_sets(families);
                     if wants_prometheus_text(&req) {
@@ -114,9 +221,37 @@ impl App {
         }
     }
 
-    fn landing(&self) -> Response<Full<Bytes>> {
+    /// `POST /-/reload` (or PUT), only with `--web.enable-lifecycle`, as in Prometheus.
+    async fn lifecycle_reload(&self, method: &Method) -> Response<Full<Bytes>> {
+        if !self.web.enable_lifecycle {
+            return text(StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n");
+        }
+        if !matches!(*method, Method::POST | Method::PUT) {
+            let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            resp.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, PUT"));
+            return resp;
+        }
+        match self.reload().await {
+            Ok(_) => text(StatusCode::OK, "configuration reloaded\n"),
+            Err(error) => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("failed to reload config: {error}\n"),
+            ),
+        }
+    }
+
+    fn reload_families(&self) -> FamilySet {
+        let state = *self.reload_state.lock().expect("reload state poisoned");
+        Arc::new(vec![
+            CONFIG_LAST_RELOAD_SUCCESSFUL.family().with([], if state.successful { 1.0 } else { 0.0 }),
+            CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP.family().with([], state.last_success_unix),
+        ])
+    }
+
+    fn landing(&self, loaded: &Loaded) -> Response<Full<Bytes>> {
         let path = html_escape(&self.web.telemetry_path);
-        let sources = self.exporter.source_names().join(", ");
+        let sources = loaded.exporter.source_names().join(", ");
         let body = format!(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>polo-exporter</title></head><body>\n\
              <h1>polo-exporter {}</h1>\n<p>Prometheus exporter for the self-monitoring of Polo. Sources: {sources}.</p>\n<ul>\n\
@@ -128,18 +263,39 @@ impl App {
     }
 }
 
-/// How long a scrape may take: the scrape timeout Prometheus announces minus the offset,
-/// or a default when the header is absent or unreadable.
+/// Runs a request handler; if it panics, answers 500 and logs one line naming the request.
+pub async fn contain_panics(
+    request: &str,
+    handler: impl std::future::Future<Output = Response<Full<Bytes>>>,
+) -> Response<Full<Bytes>> {
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let request: String = request.chars().take(200).collect();
+            tracing::error!(request = %request, panic = %crate::panics::message(panic.as_ref()), "request handler panicked");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+        }
+    }
+}
+
+/// Reads `X-Prometheus-Scrape-Timeout-Seconds`: a positive, finite number of seconds, capped at
+/// [`MAX_SCRAPE_TIMEOUT`]. Anything else (empty, garbage, NaN, infinities, zero, negative,
+/// not ASCII) is None: the header is ignored.
+pub fn parse_scrape_timeout(value: &[u8]) -> Option<Duration> {
+    let seconds: f64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return None;
+    }
+    Some(Duration::from_secs_f64(seconds.min(MAX_SCRAPE_TIMEOUT.as_secs_f64())))
+}
+
+/// How long a scrape may wait: the scrape timeout Prometheus announces minus the offset, at
+/// least [`MIN_SCRAPE_BUDGET`]; [`DEFAULT_SCRAPE_TIMEOUT`] when the header is absent or unusable.
 pub fn scrape_budget<B>(req: &Request<B>, offset: Duration) -> Duration {
-    let announced = req
-        .headers()
-        .get("X-Prometheus-Scrape-Timeout-Seconds")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+    let announced =
+        req.headers().get("X-Prometheus-Scrape-Timeout-Seconds").and_then(|v| parse_scrape_timeout(v.as_bytes()));
     match announced {
-        Some(timeout) => timeout.saturating_sub(offset).max(Duration::from_millis(100)),
+        Some(timeout) => timeout.saturating_sub(offset).max(MIN_SCRAPE_BUDGET),
         None => DEFAULT_SCRAPE_TIMEOUT,
     }
 }
@@ -153,6 +309,11 @@ pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(",");
+    accept_wants_prometheus_text(&accept)
+}
+
+/// [`wants_prometheus_text`] on the joined `Accept` values.
+pub fn accept_wants_prometheus_text(accept: &str) -> bool {
     accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
 }
 
@@ -171,11 +332,12 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Accepts connections until `shutdown` resolves; with TLS configured, each connection is
-/// served after its handshake (bounded like the header read).
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let tls = app.security.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    tokio::pin!(shutdown);
+/// Accepts connections until `stop` leaves [`Stop::Running`]; then stops accepting (the
+/// listener is closed), lets the open connections finish the requests in flight (idle ones
+/// close at once) for at most `grace`, and cuts what is left. With TLS configured, each
+/// connection is served after its handshake (bounded like the header read).
+pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<Stop>, grace: Duration) -> Drained {
+    let mut connections = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -186,24 +348,59 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                log_task_end(done);
+                continue;
+            }
+            () = stopping(&mut stop, |s| *s != Stop::Running) => break,
         };
         let app = Arc::clone(&app);
-        let tls = tls.clone();
-        tokio::spawn(async move {
+        let tls = app.current().security.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let stop = stop.clone();
+        connections.spawn(async move {
             match tls {
-                None => serve_connection(stream, app, peer).await,
+                None => serve_connection(stream, app, peer, stop).await,
                 Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer).await,
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, peer, stop).await,
                     Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
             }
         });
     }
+    drop(listener);
+    let mut drained = Drained::default();
+    let grace_end = tokio::time::sleep(grace);
+    tokio::pin!(grace_end);
+    while !connections.is_empty() {
+        tokio::select! {
+            Some(done) = connections.join_next() => {
+                log_task_end(done);
+                drained.finished += 1;
+            }
+            () = &mut grace_end => break,
+            () = stopping(&mut stop, |s| matches!(s, Stop::Now(_))) => break,
+        }
+    }
+    drained.cut = connections.len();
+    connections.shutdown().await;
+    drained
 }
 
-async fn serve_connection<S>(io: S, app: Arc<App>, peer: std::net::SocketAddr)
+/// Resolves once `stop` satisfies `condition` (or its sender is gone, which means stop too).
+async fn stopping(stop: &mut watch::Receiver<Stop>, condition: impl FnMut(&Stop) -> bool) {
+    let _ = stop.wait_for(condition).await;
+}
+
+fn log_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = done {
+        if err.is_panic() {
+            tracing::error!(panic = %crate::panics::message(err.into_panic().as_ref()), "connection task panicked");
+        }
+    }
+}
+
+async fn serve_connection<S>(io: S, app: Arc<App>, peer: std::net::SocketAddr, mut stop: watch::Receiver<Stop>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -216,7 +413,16 @@ where
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(io), service);
-    if let Err(err) = conn.await {
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = stopping(&mut stop, |s| *s != Stop::Running) => {
+            // Answer the request in flight, if any, then close; an idle connection closes now.
+            conn.as_mut().graceful_shutdown();
+            conn.as_mut().await
+        }
+    };
+    if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
 }
@@ -238,11 +444,43 @@ mod tests {
 
     #[test]
     fn budget_follows_prometheus_header() {
-        let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", "10").body(()).unwrap();
-        assert_eq!(scrape_budget(&req, Duration::from_millis(500)), Duration::from_millis(9500));
-        let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", "junk").body(()).unwrap();
-        assert_eq!(scrape_budget(&req, Duration::from_millis(500)), DEFAULT_SCRAPE_TIMEOUT);
-        let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", "0.2").body(()).unwrap();
-        assert_eq!(scrape_budget(&req, Duration::from_millis(500)), Duration::from_millis(100));
+        let offset = Duration::from_millis(500);
+        let budget = |value: &str| {
+            let req = Request::builder().header("X-Prometheus-Scrape-Timeout-Seconds", value).body(()).unwrap();
+            scrape_budget(&req, offset)
+        };
+        assert_eq!(budget("10"), Duration::from_millis(9500));
+        assert_eq!(budget(" 2.5 "), Duration::from_millis(2000));
+        assert_eq!(budget("0.2"), MIN_SCRAPE_BUDGET, "never below the floor");
+        assert_eq!(budget("0.1"), Duration::from_millis(100));
+        assert_eq!(scrape_budget(&Request::builder().body(()).unwrap(), offset), DEFAULT_SCRAPE_TIMEOUT);
+        // Issue 12, finding 2: these panicked ("overflow when adding duration to instant").
+        for huge in ["1e20", "1e19", "1e300", "1.7976931348623157e308", "601", "86400"] {
+            assert_eq!(budget(huge), Duration::from_millis(599_500), "{huge}: capped at 10 minutes");
+        }
+        for unusable in
+            ["junk", "", "NaN", "nan", "inf", "-inf", "+Inf", "infinity", "-1", "0", "-0", "0x10", "1e-400", "10s"]
+        {
+            assert_eq!(budget(unusable), DEFAULT_SCRAPE_TIMEOUT, "{unusable:?} is ignored");
+        }
+    }
+
+    #[test]
+    fn scrape_timeout_parser_never_panics_and_stays_in_bounds() {
+        for value in [&b"\xff\xfe"[..], b"1e20", b"4.9e-324", b"00000000000000000000000000001", b"1_000", b"\x00"] {
+            if let Some(d) = parse_scrape_timeout(value) {
+                assert!(d <= MAX_SCRAPE_TIMEOUT, "{value:?}: {d:?}");
+                assert!(Instant::now().checked_add(d).is_some());
+            }
+        }
+        assert_eq!(parse_scrape_timeout(b"4.9e-324"), Some(Duration::ZERO), "rounds to 0; the budget floor applies");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500() {
+        let resp = contain_panics("GET /metrics", async { panic!("boom") }).await;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let fine = contain_panics("GET /", async { text(StatusCode::OK, "ok") }).await;
+        assert_eq!(fine.status(), StatusCode::OK);
     }
 }

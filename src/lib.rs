@@ -5,9 +5,13 @@ pub mod clickhouse;
 pub mod clock;
 pub mod config;
 pub mod framework;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod online;
+pub mod panics;
+pub mod reload;
 pub mod sources;
 pub mod status;
 pub mod web;

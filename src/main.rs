@@ -1,14 +1,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use polo_exporter::config::{duration, Config};
-use polo_exporter::framework::{error_chain, Exporter};
-use polo_exporter::http::{self, App, WebConfig};
-use polo_exporter::sources;
+use polo_exporter::framework::error_chain;
+use polo_exporter::http::{self, App, Stop, WebConfig};
+use polo_exporter::reload::{self, Files, Loaded};
 use polo_exporter::web::WebSecurity;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 use tracing_subscriber::prelude::*;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +51,12 @@ struct Args {
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", default_value = "/metrics")]
     telemetry_path: String,
+    /// Serve POST /-/reload (re-read the configuration files), as Prometheus does.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish before the exit.
+    #[arg(long = "web.shutdown-grace-period", default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace_period: std::time::Duration,
     /// Subtracted from Prometheus's scrape timeout to leave time to encode and send the answer.
     #[arg(long = "scrape.timeout-offset", default_value = "500ms", value_parser = parse_duration)]
     scrape_timeout_offset: std::time::Duration,
@@ -90,6 +99,7 @@ fn main() -> ExitCode {
         };
     }
     init_logging(args.log_level, args.log_format);
+    polo_exporter::panics::log_as_one_line();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -101,38 +111,84 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::load(&args.config_file).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    let security = match &args.web_config_file {
-        Some(path) => WebSecurity::load(path).map_err(|e| anyhow::anyhow!(error_chain(&e)))?,
-        None => WebSecurity::open(),
-    };
+    // Signals first: from here on SIGHUP reloads and SIGTERM/SIGINT stop gracefully, instead
+    // of the default actions (which end the process at once).
+    let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    watch_stop_signals(stop_tx)?;
+
+    let files = Files { config: args.config_file.clone(), web_config: args.web_config_file.clone() };
+    let (config, security) = reload::read(&files).map_err(|e| anyhow::anyhow!(e))?;
     if !args.telemetry_path.starts_with('/')
         || polo_exporter::http::STATUS_PATHS.contains(&args.telemetry_path.as_str())
+        || args.telemetry_path == polo_exporter::http::RELOAD_PATH
     {
-        anyhow::bail!("--web.telemetry-path must start with / and not be a status API path");
+        anyhow::bail!("--web.telemetry-path must start with / and not be a status API or lifecycle path");
     }
     let address = listen_address(&args.listen_address)?;
     let listener =
         tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
-    let runners = sources::build(&config);
-    let exporter = Exporter::new(runners);
+    let (tls, basic_auth) = (security.tls.is_some(), security.requires_auth());
+    let (loaded, _) = Loaded::assemble(&config, security, None);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         revision = env!("POLO_EXPORTER_REVISION"),
         address = %listener.local_addr()?,
         telemetry_path = %args.telemetry_path,
-        sources = %exporter.source_names().join(","),
-        tls = security.tls.is_some(),
-        basic_auth = security.requires_auth(),
+        sources = %loaded.exporter.source_names().join(","),
+        tls,
+        basic_auth,
+        lifecycle = args.enable_lifecycle,
         "listening"
     );
     let app = App::new(
-        exporter,
-        WebConfig { telemetry_path: args.telemetry_path, scrape_timeout_offset: args.scrape_timeout_offset },
-        security,
+        loaded,
+        WebConfig {
+            telemetry_path: args.telemetry_path,
+            scrape_timeout_offset: args.scrape_timeout_offset,
+            enable_lifecycle: args.enable_lifecycle,
+        },
+        Some(files),
     );
-    http::serve(listener, app, shutdown_signal()).await;
-    tracing::info!("stopped");
+    let reloader = Arc::clone(&app);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            // Logs its outcome; a failed reload keeps the running configuration.
+            let _ = reloader.reload().await;
+        }
+    });
+    let grace = args.shutdown_grace_period;
+    let drained = http::serve(listener, app, stop_rx.clone(), grace).await;
+    let signal = match *stop_rx.borrow() {
+        Stop::Graceful(name) | Stop::Now(name) => name,
+        Stop::Running => "none",
+    };
+    tracing::info!(
+        signal,
+        connections_finished = drained.finished,
+        connections_cut = drained.cut,
+        grace_period = %duration::format(grace),
+        "stopped"
+    );
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: a graceful stop; a second one during the grace period: stop now.
+fn watch_stop_signals(stop: watch::Sender<Stop>) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::spawn(async move {
+        let mut next = async || -> &'static str {
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        };
+        let first = next().await;
+        let _ = stop.send(Stop::Graceful(first));
+        let second = next().await;
+        let _ = stop.send(Stop::Now(second));
+    });
     Ok(())
 }
 
@@ -140,24 +196,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
 fn listen_address(text: &str) -> anyhow::Result<SocketAddr> {
     let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
     full.parse().with_context(|| format!("--web.listen-address {text:?} is not [host]:port"))
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
 
 fn init_logging(level: LogLevel, format: LogFormat) {
@@ -174,7 +212,8 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         .with_target("hyper", tracing::Level::WARN);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).init(),
+        // Both formats on stderr, as Prometheus exporters do; stdout stays free for --config.check.
+        LogFormat::Logfmt => registry.with(tracing_logfmt::builder().layer().with_writer(std::io::stderr)).init(),
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr))
             .init(),

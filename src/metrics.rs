@@ -2,7 +2,10 @@
 //!
 //! Sources build plain [`MetricFamily`] values instead of registering long-lived metrics, so a
 //! label set that disappears from the data disappears from the output too.
+//!
+//! Label values are made safe here, in one place, for every source: see [`label_value`].
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use prometheus_client::collector::Collector;
@@ -156,6 +159,80 @@ fn encode_value(encoder: &mut MetricEncoder, value: &Value) -> Result<(), std::f
     }
 }
 
+/// Longest label value exported, in characters. Longer values are cut: the first 191
+/// characters, `…`, and 8 hex digits of a hash of the whole value (so that two long values
+/// that differ only after the cut stay two series).
+pub const MAX_LABEL_VALUE_CHARS: usize = 200;
+const CUT_HASH_CHARS: usize = 8;
+
+/// Unicode's format characters (general category Cf, Unicode 16): invisible, and some of them
+/// reorder the text around them (U+202E RIGHT-TO-LEFT OVERRIDE) or hide in it (U+200B ZERO
+/// WIDTH SPACE, U+FEFF BYTE ORDER MARK). Ranges, inclusive, sorted.
+const FORMAT_CHARS: [(u32, u32); 21] = [
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` is a Unicode format character (category Cf).
+pub fn is_format_char(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// What a label value character becomes: kept, dropped (format characters) or a space
+/// (control characters and the line and paragraph separators).
+fn clean_char(c: char) -> Option<char> {
+    if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+        Some(' ')
+    } else if is_format_char(c) {
+        None
+    } else {
+        Some(c)
+    }
+}
+
+fn is_clean(value: &str) -> bool {
+    value.len() <= MAX_LABEL_VALUE_CHARS && value.chars().all(|c| clean_char(c) == Some(c))
+}
+
+/// A label value as exported: control characters become spaces, format characters (bidi
+/// overrides, zero-width characters, BOM) are removed, and at most [`MAX_LABEL_VALUE_CHARS`]
+/// characters are kept. Applied to every label value of every family at encoding; borrows
+/// (no copy) when the value is already clean.
+pub fn label_value(value: &str) -> Cow<'_, str> {
+    if is_clean(value) {
+        return Cow::Borrowed(value);
+    }
+    let cleaned: String = value.chars().filter_map(clean_char).collect();
+    if cleaned.chars().count() <= MAX_LABEL_VALUE_CHARS {
+        return Cow::Owned(cleaned);
+    }
+    // FNV-1a: stable across runs and versions, so a cut value names the same series tomorrow.
+    let hash = cleaned.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let mut cut: String = cleaned.chars().take(MAX_LABEL_VALUE_CHARS - 1 - CUT_HASH_CHARS).collect();
+    let _ = write!(cut, "…{hash:08x}");
+    Cow::Owned(cut)
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for family in self.0.iter().flat_map(|set| (**set).as_ref()) {
@@ -169,8 +246,12 @@ impl Collector for Snapshot {
                 // An empty label set is written without braces (`name 1.0`, not `name{} 1.0`).
                 if sample.labels.is_empty() {
                     encode_value(&mut metric, &sample.value)?;
-                } else {
+                } else if sample.labels.iter().all(|(_, v)| is_clean(v)) {
                     encode_value(&mut metric.encode_family(&sample.labels)?, &sample.value)?;
+                } else {
+                    let labels: Vec<(&str, Cow<str>)> =
+                        sample.labels.iter().map(|(k, v)| (*k, label_value(v))).collect();
+                    encode_value(&mut metric.encode_family(&labels)?, &sample.value)?;
                 }
             }
         }
@@ -247,7 +328,7 @@ mod tests {
         h.push_histogram([], 2.5, 3, vec![(1.0, 1), (f64::INFINITY, 2)]);
         let families = vec![X.family().with(["q\"uo\nte".into()], 1.5), RUNS.family().with(["failed".into()], 3.0), h];
         let text = encode(families);
-        assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo\\nte\"} 1.5\n"), "{text}");
+        assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo te\"} 1.5\n"), "{text}");
         assert!(text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
         assert!(text.contains("polo_h_seconds_bucket{le=\"1.0\"} 1\n"), "{text}");
         assert!(text.contains("polo_h_seconds_count 3\n"), "{text}");
@@ -275,5 +356,52 @@ mod tests {
         assert!(text.contains("# HELP polo_runs_total Runs.\n# TYPE polo_runs_total counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
         assert!(text.contains("# TYPE polo_up gauge\n"), "{text}");
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn label_values_lose_control_and_format_characters() {
+        assert_eq!(label_value("config_ec2"), Cow::Borrowed("config_ec2"));
+        assert!(matches!(label_value("日本語 ok"), Cow::Borrowed(_)), "other Unicode is kept as is");
+        assert_eq!(label_value("evil\u{202E}gnp.exe"), "evilgnp.exe");
+        assert_eq!(label_value("\u{FEFF}bom"), "bom");
+        assert_eq!(label_value("zero\u{200B}width\u{2060}joiner\u{00AD}"), "zerowidthjoiner");
+        assert_eq!(label_value("tag\u{E0041}\u{E007F}s"), "tags");
+        assert_eq!(label_value("line\nbreak\ttab\u{0}nul\u{85}nel\u{2028}ls"), "line break tab nul nel ls");
+    }
+
+    #[test]
+    fn long_label_values_are_cut_with_an_ellipsis_and_a_hash() {
+        let exact = "x".repeat(MAX_LABEL_VALUE_CHARS);
+        assert_eq!(label_value(&exact), exact.as_str());
+        let long = "é".repeat(5000);
+        let cut = label_value(&long);
+        assert_eq!(cut.chars().count(), MAX_LABEL_VALUE_CHARS);
+        assert!(cut.starts_with(&"é".repeat(191)));
+        assert_eq!(cut.chars().nth(191), Some('…'));
+        let other_long = "é".repeat(4999) + "e";
+        let other = label_value(&other_long);
+        assert_ne!(cut, other, "values differing after the cut stay distinct");
+        assert_eq!(cut[cut.len() - 8..].len(), 8);
+        assert!(cut[cut.len() - 8..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(label_value(&long), cut, "stable");
+        // Format characters do not count towards the length.
+        let padded = format!("{}{}", "a".repeat(200), "\u{200B}".repeat(50));
+        assert_eq!(label_value(&padded), "a".repeat(200));
+    }
+
+    #[test]
+    fn every_label_of_every_family_is_cleaned_at_encoding() {
+        static A: Def = Def::gauge("polo_a", "A.", &["collector", "ok"]);
+        static B: Def = Def::counter("polo_b", "B.", &["queue"]);
+        let name = format!("\u{202E}{}", "c".repeat(5000));
+        let families = vec![A.family().with([name, "fine".into()], 1.0), B.family().with(["q\u{FEFF}".into()], 2.0)];
+        let text = encode(families);
+        let line = text.lines().find(|l| l.starts_with("polo_a{")).unwrap();
+        let value = line.split('"').nth(1).unwrap();
+        assert_eq!(value.chars().count(), MAX_LABEL_VALUE_CHARS);
+        assert!(value.starts_with(&"c".repeat(191)) && value.contains('…'), "{value}");
+        assert!(line.contains("ok=\"fine\""), "{line}");
+        assert!(text.contains("polo_b_total{queue=\"q\"} 2.0\n"), "{text}");
+        assert!(!text.contains('\u{202E}') && !text.contains('\u{FEFF}'));
     }
 }

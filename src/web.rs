@@ -13,7 +13,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{line_of_key, parse, ConfigError};
+use crate::config::{bounds, line_of_key, parse, ConfigError};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,13 +71,17 @@ impl WebSecurity {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let raw: RawWebConfig = parse(&text, path)?;
+        Self::from_yaml(&bounds::read(path)?, path)
+    }
+
+    /// Parses and validates `text`; `path` names it in errors and anchors relative file paths.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let text = &bounds::normalize_line_breaks(text);
+        let raw: RawWebConfig = parse(text, path)?;
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             key: key.to_string(),
-            line: line_of_key(&text, key),
+            line: line_of_key(text, key),
             message,
         };
         let base = path.parent().unwrap_or(Path::new("."));

@@ -96,3 +96,33 @@ fn http_surface() {
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
     assert_eq!(http(exporter.port, "DELETE", "/healthz", &[], "").status, 405);
 }
+
+#[test]
+fn config_check_rejects_absurd_durations_and_hostile_yaml() {
+    let (ok, stdout, stderr) =
+        check("clickhouse:\n  url: http://x:8123\nsources:\n  collector_runs:\n    timeout: 99999999999d\n");
+    assert!(!ok && !stdout.contains("config OK"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "bad.yml:5: key `sources.collector_runs.timeout`: invalid duration \"99999999999d\": longer than 10y"
+        ),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = check("clickhouse:\n  url: http://x:8123\n  timeout: 20m\n");
+    assert!(!ok);
+    assert!(stderr.contains("bad.yml:3: key `clickhouse.timeout`: must be between 100ms and 600000ms"), "{stderr}");
+    // ~200 KB of nested flow mappings: refused by the nesting bound before the YAML parser.
+    let nested = format!("clickhouse:\n  url: http://x:8123\nx: {}1{}\n", "{a: ".repeat(40_000), "}".repeat(40_000));
+    let (ok, _, stderr) = check(&nested);
+    assert!(!ok);
+    assert!(stderr.ends_with("bad.yml:3: nested deeper than 32 levels of [ ] or { }\n"), "{stderr}");
+    // Two password keys: a real line (the second key's), not `?`.
+    for (yaml, line, key) in [
+        ("clickhouse:\n  url: http://x:8123\n  password: a\n  password_env: PW\n", 4, "password_env"),
+        ("clickhouse:\n  url: http://x:8123\n  password: a\n  password_file: /nonexistent\n", 4, "password_file"),
+    ] {
+        let (ok, _, stderr) = check(yaml);
+        assert!(!ok);
+        assert!(stderr.contains(&format!("bad.yml:{line}: key `clickhouse.{key}`: set at most one")), "{stderr}");
+    }
+}

@@ -10,7 +10,13 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PromDuration(pub Duration);
 
+/// The longest duration accepted anywhere (10y): nothing in this exporter needs more, and
+/// bounded durations cannot overflow the time arithmetic downstream. Keys have tighter bounds
+/// (`config::bounds`).
+pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// Parses `1h30m`-style durations. Units: ms, s, m, h, d, w, y (365d), largest first, each once.
+/// At most [`MAX`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     const UNITS: [(&str, u64); 7] = [
         ("y", 365 * 86_400_000),
@@ -51,7 +57,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         last_unit_rank = rank;
         rest = &rest[unit.len()..];
-        total_ms = number.checked_mul(*factor).and_then(|ms| total_ms.checked_add(ms)).ok_or_else(bad)?;
+        total_ms = number
+            .checked_mul(*factor)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .filter(|ms| u128::from(*ms) <= MAX.as_millis())
+            .ok_or_else(|| format!("invalid duration {text:?}: longer than {}, the longest accepted", format(MAX)))?;
     }
     Ok(Duration::from_millis(total_ms))
 }
@@ -63,7 +73,9 @@ pub fn format(duration: Duration) -> String {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, factor) in [("d", 86_400_000u64), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, factor) in
+        [("y", 365 * 86_400_000u64), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)]
+    {
         if ms >= factor {
             out.push_str(&format!("{}{unit}", ms / factor));
             ms %= factor;
@@ -116,8 +128,18 @@ mod tests {
     }
 
     #[test]
+    fn bounds_durations_at_ten_years() {
+        assert_eq!(parse("10y"), Ok(Duration::from_secs(3650 * 86_400)));
+        assert_eq!(parse("3650d"), Ok(Duration::from_secs(3650 * 86_400)));
+        for text in ["10y1ms", "3651d", "99999999999d", "18446744073709551615ms", "522w"] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains("longer than 10y"), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn formats_round_trip() {
-        for text in ["15m", "1h30m", "500ms", "2d", "20m"] {
+        for text in ["15m", "1h30m", "500ms", "2d", "20m", "1y2d"] {
             assert_eq!(format(parse(text).unwrap()), text);
         }
     }

@@ -8,6 +8,7 @@
 //! YAML crate: `serde_yaml_ng`, a maintained fork of the archived `serde_yaml` with the same
 //! data model; its errors carry line and column, and `serde_path_to_error` adds the key path.
 
+pub mod bounds;
 pub mod duration;
 pub(crate) mod raw;
 
@@ -31,6 +32,9 @@ pub enum ConfigError {
     },
     #[error("{path}:{}: key `{key}`: {message}", line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()))]
     Invalid { path: PathBuf, key: String, line: Option<usize>, message: String },
+    /// The file as a whole is beyond a bound (size, nesting), before any key is read.
+    #[error("{path}:{line}: {message}")]
+    Input { path: PathBuf, line: usize, message: String },
 }
 
 /// A password or other secret: never printed, not even by `Debug`.
@@ -119,14 +123,14 @@ pub struct Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Self::from_yaml(&text, path, &|name| std::env::var(name).ok())
+        Self::from_yaml(&bounds::read(path)?, path, &|name| std::env::var(name).ok())
     }
 
     /// Parses and validates `text`; `path` is only used in error messages and to resolve
     /// relative `password_file` paths; `env` looks up environment variables.
     pub fn from_yaml(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        // Lines as YAML counts them, for the parser's errors and the validation's alike.
+        let text = &bounds::normalize_line_breaks(text);
         let raw: RawConfig = parse(text, path)?;
         let validator = Validator { path, text, env };
         let clickhouse = raw.clickhouse.map(|c| validator.clickhouse(c)).transpose()?;
@@ -137,24 +141,30 @@ impl Config {
     }
 }
 
-/// Parses strict YAML into `T`; errors name the file, the key path and the line.
+/// Parses strict YAML into `T`; errors name the file, the key path and the line. The input is
+/// bounded first (size, nesting: [`bounds`]), so a hostile file is rejected fast.
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let key = err.path().to_string();
-        let inner = err.into_inner();
-        let line = inner.location().map(|l| l.line());
-        // serde_yaml_ng appends " at line L column C" to its text; the line is reported separately.
-        let mut message = inner.to_string();
-        if let Some(cut) = message.find(" at line ") {
-            message.truncate(cut);
-        }
-        // It also prefixes custom errors with the key path, which is reported separately.
-        if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
-            message = rest.to_string();
-        }
-        ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
-    })
+    fn located<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            // Errors without a location (e.g. from the end of the document) fall back on the key.
+            let line = inner.location().map(|l| l.line()).or_else(|| line_of_key(text, &key));
+            // serde_yaml_ng appends " at line L column C" to its text; the line is reported separately.
+            let mut message = inner.to_string();
+            if let Some(cut) = message.find(" at line ") {
+                message.truncate(cut);
+            }
+            // It also prefixes custom errors with the key path, which is reported separately.
+            if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
+                message = rest.to_string();
+            }
+            ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
+        })
+    }
+    bounds::prescan(text).map_err(|(line, message)| ConfigError::Input { path: path.to_path_buf(), line, message })?;
+    located::<T>(text, path)
 }
 
 /// What validation needs to name a key's line and read secrets.
@@ -356,58 +366,86 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Best-effort line (1-based) of a key path (`a.b.c`, `a.list[2].d`) in YAML, for validation
-/// errors that arise after parsing. Walks the path segment by segment, each deeper than the
-/// last; understands list items (`- key: v`) and flow mappings on one line (`a: {b: 1}`).
-/// When a segment cannot be found, the line of the deepest segment found is given.
+/// Line (1-based) of a dotted key path (`a.b.c`, `a.list[2].b`) in YAML, block or flow style,
+/// for validation errors that arise after parsing. Walks the path segment by segment, each
+/// inside the block of the one before; when a segment is absent (a key left at its default, or
+/// a rule about several keys), the line of the deepest segment found, else line 1: every error
+/// names a real line.
 pub(crate) fn line_of_key(text: &str, key_path: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let indent = |line: &str| line.len() - line.trim_start().len();
-    let is_key = |line: &str, name: &str| {
-        let t = line.trim_start().trim_start_matches("- ");
-        t.starts_with(&format!("{name}:")) || t.starts_with(&format!("\"{name}\":"))
-    };
-    let mut at: Option<usize> = None;
-    let mut min_indent = 0usize;
-    let mut same_line = false;
-    for segment in key_path.split('.') {
+    let is_content = |line: &str| !line.trim().is_empty() && !line.trim_start().starts_with('#');
+    let top_indent = lines.iter().find(|l| is_content(l)).map(|l| indent(l)).unwrap_or(0);
+    // Position after the last segment found: (line index, byte column), and that line's indent.
+    let mut at: Option<(usize, usize, usize)> = None;
+    for segment in key_path.split('.').filter(|s| !s.is_empty()) {
         let (name, index) = match segment.split_once('[') {
             Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (segment, None),
         };
-        let flow = at.filter(|&l| {
-            let line = lines[l];
-            line.find('{').is_some_and(|brace| line[brace..].contains(&format!("{name}:")))
-        });
-        let start = match at {
-            None => 0,
-            Some(l) if same_line => l,
-            Some(l) => l + 1,
+        let (start_line, start_col, parent_indent) = match at {
+            Some((l, c, i)) => (l, c, Some(i)),
+            None => (0, 0, None),
         };
-        let found =
-            flow.or_else(|| (start..lines.len()).find(|&l| indent(lines[l]) >= min_indent && is_key(lines[l], name)));
-        let Some(hit) = found else { return at.map(|l| l + 1) };
-        at = Some(hit);
-        min_indent = indent(lines[hit]) + 1;
-        same_line = false;
+        let mut hit = None;
+        for (l, line) in lines.iter().enumerate().skip(start_line) {
+            let from = if l == start_line { start_col } else { 0 };
+            if l > start_line && is_content(line) && parent_indent.is_some_and(|p| indent(line) <= p) {
+                break; // the parent's block ended
+            }
+            if parent_indent.is_none() && indent(line) != top_indent {
+                continue; // the first segment is a top-level key
+            }
+            if let Some(col) = find_key(line, from, name) {
+                hit = Some((l, col, indent(line)));
+                break;
+            }
+        }
+        let Some(found) = hit else { break };
+        at = Some(found);
         if let Some(index) = index {
-            let key_indent = indent(lines[hit]);
-            let item = (hit + 1..lines.len())
-                .take_while(|&l| {
-                    lines[l].trim().is_empty()
-                        || indent(lines[l]) > key_indent
-                        || lines[l].trim_start().starts_with("- ")
+            // The index-th item of a block list under the key.
+            let (l, _, key_indent) = found;
+            let items: Vec<usize> = lines
+                .iter()
+                .enumerate()
+                .skip(l + 1)
+                .take_while(|(_, line)| {
+                    !is_content(line) || indent(line) > key_indent || line.trim_start().starts_with("- ")
                 })
-                .filter(|&l| lines[l].trim_start().starts_with("- ") && indent(lines[l]) >= key_indent)
-                .nth(index);
-            if let Some(item) = item {
-                at = Some(item);
-                min_indent = indent(lines[item]);
-                same_line = true;
+                .filter(|(_, line)| line.trim_start().starts_with("- "))
+                .map(|(i, _)| i)
+                .collect();
+            match items.get(index) {
+                Some(&item) => at = Some((item, indent(lines[item]) + 2, indent(lines[item]))),
+                None => break,
             }
         }
     }
-    at.map(|l| l + 1)
+    Some(at.map(|(l, _, _)| l + 1).unwrap_or(1))
+}
+
+/// Byte column just after `name:` (plain or quoted) at or after `from` where a key can start:
+/// the line's first token, after `- `, `{` or `,`.
+fn find_key(line: &str, from: usize, name: &str) -> Option<usize> {
+    for needle in [format!("{name}:"), format!("\"{name}\":"), format!("'{name}':")] {
+        let mut search = from;
+        while let Some(pos) = line.get(search..).and_then(|rest| rest.find(&needle)) {
+            let start = search + pos;
+            let before = line[..start].trim_end();
+            let after = line[start + needle.len()..].chars().next();
+            let key_start = before.is_empty()
+                || before.ends_with('{')
+                || before.ends_with(',')
+                || before.trim_start() == "-"
+                || before.ends_with(" -");
+            if key_start && after.is_none_or(|c| c == ' ' || c == '\t') {
+                return Some(start + needle.len());
+            }
+            search = start + needle.len();
+        }
+    }
+    None
 }
 
 #[cfg(test)]

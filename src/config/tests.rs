@@ -86,6 +86,9 @@ fn semantic_errors_name_key_and_line() {
 fn durations_are_bounded_per_key() {
     let e = err("clickhouse:\n  url: http://x\nsources:\n  collector_runs:\n    timeout: 99999999d\n");
     assert!(e.starts_with("test.yml:5: key `sources.collector_runs.timeout`"), "{e}");
+    assert!(e.contains("longer than 10y"), "beyond any duration accepted: {e}");
+    let e = err("clickhouse:\n  url: http://x\nsources:\n  collector_runs:\n    timeout: 1d\n");
+    assert!(e.starts_with("test.yml:5: key `sources.collector_runs.timeout`"), "{e}");
     assert!(e.contains("must be between"), "{e}");
     let e = err("clickhouse:\n  url: http://x\n  timeout: 50ms\n");
     assert!(e.starts_with("test.yml:3: key `clickhouse.timeout`"), "{e}");
