@@ -1,12 +1,20 @@
 //! ClickHouse access shared by the ClickHouse-backed sources: one client per source, every
 //! query bounded on the server too, read rows recorded, errors classified.
 
+use std::path::Path;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use clickhouse::query::Query;
 use clickhouse::{RowOwned, RowRead};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::config::{ClickHouseConfig, Shared, DEFAULT_CLICKHOUSE_TIMEOUT};
+use crate::config::raw::RawClickHouseTls;
+use crate::config::{ClickHouseConfig, ConfigError, Shared, DEFAULT_CLICKHOUSE_TIMEOUT};
 use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
 
 /// Classes of ClickHouse exception codes: one table for the exporter's own failures
@@ -81,6 +89,47 @@ impl CodeClass {
     }
 }
 
+/// `max_execution_time`'s MAX in the shipped monitoring profile (deploy/clickhouse/monitoring-user*.sql;
+/// tests/monitoring_user.rs checks they agree): a source timeout above it fails with code 452.
+pub const PROFILE_MAX_EXECUTION_TIME: Duration = Duration::from_secs(60);
+/// `max_result_rows` of the shipped monitoring profile: a larger result fails with code 158.
+pub const PROFILE_MAX_RESULT_ROWS: u64 = 200_001;
+
+/// Where the configuration asks more than the shipped monitoring profile allows: each would
+/// fail every query on a server with that profile. Printed by `--config.check`.
+pub fn profile_warnings(config: &crate::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let s = &config.sources;
+    let timeouts = [
+        ("collector_runs", s.collector_runs.as_ref().map(|e| e.settings.timeout)),
+        ("accounts", s.accounts.as_ref().map(|e| e.settings.timeout)),
+        ("clickhouse_system", s.clickhouse_system.as_ref().map(|e| e.settings.timeout)),
+    ];
+    for (name, timeout) in timeouts {
+        // Sent as whole seconds, at least 1 (see ClickHouse::new).
+        if let Some(t) = timeout.filter(|t| t.as_secs() > PROFILE_MAX_EXECUTION_TIME.as_secs()) {
+            out.push(format!(
+                "sources.{name}.timeout {}s is sent as max_execution_time, above the shipped profile's MAX {}s: \
+                 such a server refuses every query with code 452 (lower the timeout or raise the MAX)",
+                t.as_secs(),
+                PROFILE_MAX_EXECUTION_TIME.as_secs()
+            ));
+        }
+    }
+    // collector_runs aggregates per key on the server: its results are one row per key, not bounded
+    // by a setting (a result above the limit is reported as code 158, kind `limit`).
+    let rows = [("clickhouse_system.max_rows", s.clickhouse_system.as_ref().map(|e| e.config.max_rows))];
+    for (key, result_rows) in rows {
+        if let Some(n) = result_rows.filter(|n| *n > PROFILE_MAX_RESULT_ROWS) {
+            out.push(format!(
+                "sources.{key} lets a query return {n} rows, above the shipped profile's max_result_rows \
+                 {PROFILE_MAX_RESULT_ROWS}: a result that large fails with code 158 (lower it or raise the limit)"
+            ));
+        }
+    }
+    out
+}
+
 /// Starts the `log_comment` of every query the exporter sends.
 pub const LOG_COMMENT_PREFIX: &str = "polo-exporter:";
 
@@ -94,6 +143,165 @@ pub fn default_timeout(shared: &Shared) -> Duration {
     shared.clickhouse.map_or(DEFAULT_CLICKHOUSE_TIMEOUT, |c| c.timeout)
 }
 
+/// TLS to an `https://` ClickHouse (ClickHouse Cloud serves only HTTPS, port 8443): rustls
+/// with the system's CA certificates or `clickhouse.tls.ca_file`, optionally a client certificate.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.debug_struct("Tls").field("insecure_skip_verify", &self.insecure_skip_verify).finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Reads the files of `clickhouse.tls` (relative to `base`); errors name the key.
+    pub fn from_raw(
+        raw: RawClickHouseTls,
+        base: &Path,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<Tls, ConfigError> {
+        let resolve = |p: &Path| if p.is_relative() { base.join(p) } else { p.to_path_buf() };
+        let read_certs = |key: &str, path: &Path| -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+            let path = resolve(path);
+            let certs = CertificateDer::pem_file_iter(&path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| invalid(key, format!("cannot read certificates from {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(invalid(key, format!("{} holds no PEM certificate", path.display())));
+            }
+            Ok(certs)
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("clickhouse.tls", e.to_string()))?;
+        let insecure = raw.insecure_skip_verify.unwrap_or(false);
+        let builder = if insecure {
+            if raw.ca_file.is_some() {
+                return Err(invalid(
+                    "clickhouse.tls.insecure_skip_verify",
+                    "contradicts clickhouse.tls.ca_file; set one of them".into(),
+                ));
+            }
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            if let Some(ca_file) = &raw.ca_file {
+                for ca in read_certs("clickhouse.tls.ca_file", ca_file)? {
+                    roots.add(ca).map_err(|e| invalid("clickhouse.tls.ca_file", format!("not a usable CA: {e}")))?;
+                }
+            } else {
+                let native = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(native.certs);
+                if roots.is_empty() {
+                    return Err(invalid(
+                        "clickhouse.url",
+                        "is https and this system has no CA certificates (install ca-certificates or set clickhouse.tls.ca_file)"
+                            .into(),
+                    ));
+                }
+            }
+            builder.with_root_certificates(roots)
+        };
+        let config = match (&raw.cert_file, &raw.key_file) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert_file), Some(key_file)) => {
+                let certs = read_certs("clickhouse.tls.cert_file", cert_file)?;
+                let key_path = resolve(key_file);
+                let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
+                    invalid(
+                        "clickhouse.tls.key_file",
+                        format!("cannot read a private key from {}: {e}", key_path.display()),
+                    )
+                })?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    invalid("clickhouse.tls.key_file", format!("does not match clickhouse.tls.cert_file: {e}"))
+                })?
+            }
+            (Some(_), None) => return Err(invalid("clickhouse.tls.cert_file", "needs clickhouse.tls.key_file".into())),
+            (None, Some(_)) => return Err(invalid("clickhouse.tls.key_file", "needs clickhouse.tls.cert_file".into())),
+        };
+        // ALPN is set by the connector (HTTP/1.1 only).
+        Ok(Tls { config: Arc::new(config), insecure_skip_verify: insecure })
+    }
+}
+
+/// `insecure_skip_verify`: any certificate is accepted; signatures are still checked.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+// As the clickhouse crate's own client: TCP keepalive, and idle connections dropped before the
+// server's 3 s keep-alive timeout closes them.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn http_client(tls: Option<&Tls>) -> clickhouse::Client {
+    let mut http = HttpConnector::new();
+    http.set_keepalive(Some(TCP_KEEPALIVE));
+    let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    match tls {
+        None => clickhouse::Client::with_http_client(builder.build(http)),
+        Some(tls) => {
+            static WARN: Once = Once::new();
+            if tls.insecure_skip_verify {
+                WARN.call_once(|| {
+                    tracing::warn!(
+                        "clickhouse.tls.insecure_skip_verify is set: the ClickHouse server's certificate is NOT verified; \
+                         anyone on the path can read the queries and the password"
+                    )
+                });
+            }
+            http.enforce_http(false);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*tls.config).clone())
+                .https_only()
+                .enable_http1()
+                .wrap_connector(http);
+            clickhouse::Client::with_http_client(builder.build(https))
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ClickHouse {
     client: clickhouse::Client,
@@ -102,7 +310,7 @@ pub struct ClickHouse {
 
 impl ClickHouse {
     pub fn new(cfg: &ClickHouseConfig, source: &str, timeout: Duration) -> Self {
-        let client = clickhouse::Client::default()
+        let client = http_client(cfg.tls.as_ref())
             .with_url(&cfg.url)
             .with_user(&cfg.user)
             .with_password(cfg.password.expose())
@@ -129,8 +337,25 @@ impl ClickHouse {
     where
         T: RowOwned + RowRead,
     {
-        let fail = |err: clickhouse::error::Error| {
-            SourceError::with_cause(classify(&err), format!("query {what} failed"), err)
+        let fail = |err: clickhouse::error::Error| match tls_problem(&err) {
+            Some(problem) => SourceError::with_cause(
+                ErrorKind::Connect,
+                format!("query {what} failed: TLS handshake with the ClickHouse server failed: {problem}"),
+                err,
+            ),
+            None => {
+                let hint = match &err {
+                    clickhouse::error::Error::BadResponse(text) => {
+                        exception_code(text).and_then(|code| explain_code(code, text))
+                    }
+                    _ => None,
+                };
+                let context = match hint {
+                    Some(hint) => format!("query {what} failed: {hint}"),
+                    None => format!("query {what} failed"),
+                };
+                SourceError::with_cause(classify(&err), context, err)
+            }
         };
         let mut cursor = query.fetch::<T>().map_err(fail)?;
         let mut rows = Vec::new();
@@ -161,6 +386,87 @@ pub fn classify(err: &clickhouse::error::Error) -> ErrorKind {
         | E::DeserializeAnyNotSupported => ErrorKind::Decode,
         _ => ErrorKind::Query,
     }
+}
+
+/// The TLS failure behind a client error, said for an operator (which certificate check failed
+/// and what to change), or None when the failure is not about TLS.
+pub fn tls_problem(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        // io::Error::source() skips the error it wraps (and the connector wraps one io::Error
+        // in another), so look inside explicitly.
+        let mut inner: &(dyn std::error::Error + 'static) = e;
+        while let Some(wrapped) = inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            inner = wrapped;
+        }
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>().or_else(|| e.downcast_ref()) {
+            return Some(explain_tls(tls));
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn explain_tls(err: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match err {
+        rustls::Error::InvalidCertificate(cert) => {
+            let why = match cert {
+                C::UnknownIssuer => "the server's certificate is not signed by a trusted CA (set clickhouse.tls.ca_file to the CA that signed it)".to_string(),
+                C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "the server's certificate is not valid yet (check the clocks)".to_string(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "the server's certificate is not valid for the host name in clickhouse.url".to_string()
+                }
+                C::Revoked => "the server's certificate is revoked".to_string(),
+                other => format!("the server's certificate was rejected: {other:?}"),
+            };
+            format!("{why} ({err})")
+        }
+        rustls::Error::AlertReceived(alert) => {
+            format!("the server refused the handshake ({alert:?}; a client certificate may be required: clickhouse.tls.cert_file)")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What an operator must change for the exception codes a first deployment meets; None for
+/// the others. `text` is ClickHouse's message (the setting or grant is taken from it).
+pub fn explain_code(code: i64, text: &str) -> Option<String> {
+    let quoted = |after: &str| {
+        let rest = &text[text.find(after)? + after.len()..];
+        let rest = rest.trim_start_matches(['\'', '`', ' ']);
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        (!name.is_empty()).then_some(name)
+    };
+    let profile = "deploy/clickhouse/monitoring-user.sql";
+    Some(match code {
+        164 => match quoted("Cannot modify ") {
+            Some(setting) => format!(
+                "the user's settings profile is readonly=1 and refuses the setting {setting} the exporter sends with every query \
+                 (make it CHANGEABLE_IN_READONLY or use readonly=2 with constraints: {profile})"
+            ),
+            None => format!("the user is readonly and the statement needs more ({profile})"),
+        },
+        452 => {
+            let setting = quoted("Setting ").unwrap_or_else(|| "a setting".into());
+            format!(
+                "a constraint of the user's settings profile refuses {setting} as the exporter sends it \
+                 (max_execution_time is the source's timeout: lower it below the profile's MAX, or raise the MAX in {profile})"
+            )
+        }
+        497 => format!("the user lacks a grant; ClickHouse names it above; the grants are in {profile}"),
+        516 | 192 | 193 | 194 => "authentication failed: check clickhouse.user and its password".to_string(),
+        195 => "the user may not connect from the exporter's address (HOST clause of the user)".to_string(),
+        159 => "the query ran past max_execution_time (the source's timeout, or a lower limit of the user's profile)"
+            .to_string(),
+        158 | 396 => format!(
+            "the result is larger than the profile's max_result_rows allows: lower the source's row bound or raise the limit in {profile}"
+        ),
+        279 | 210 => "a replica could not be reached (cluster mode sends skip_unavailable_shards = 1, which the user's profile must allow)"
+            .to_string(),
+        _ => return None,
+    })
 }
 
 /// The `N` of a ClickHouse error text starting `Code: N.`.
@@ -202,6 +508,30 @@ mod tests {
             ErrorKind::Limit
         );
         assert_eq!(classify(&E::NotEnoughData), ErrorKind::Decode);
+    }
+
+    #[test]
+    fn first_deployment_errors_name_what_to_fix() {
+        let readonly = "Code: 164. DB::Exception: Cannot modify 'log_comment' setting in readonly mode. (READONLY)";
+        let hint = explain_code(164, readonly).unwrap();
+        assert!(hint.contains("setting log_comment") && hint.contains("CHANGEABLE_IN_READONLY"), "{hint}");
+        let constraint =
+            "Code: 452. DB::Exception: Setting max_execution_time shouldn't be greater than 60. (SETTING_CONSTRAINT_VIOLATION)";
+        let hint = explain_code(452, constraint).unwrap();
+        assert!(hint.contains("refuses max_execution_time") && hint.contains("timeout"), "{hint}");
+        assert!(explain_code(158, "Code: 158. Limit for rows").unwrap().contains("max_result_rows"));
+        assert!(explain_code(159, "Code: 159. Timeout exceeded").unwrap().contains("max_execution_time"));
+        assert_eq!(explain_code(60, "Code: 60. Table x does not exist"), None);
+        // Each is filed as auth, limit or timeout, not as a query error.
+        for (code, kind) in [
+            (164, ErrorKind::Auth),
+            (452, ErrorKind::Auth),
+            (497, ErrorKind::Auth),
+            (158, ErrorKind::Limit),
+            (159, ErrorKind::Timeout),
+        ] {
+            assert_eq!(CodeClass::of(code).error_kind(), kind, "{code}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::metrics::{self, Def, FamilySet};
 use crate::reload::{self, Files, Loaded};
 
-/// Paths of the status API; the design spec writes both.
+/// Paths of the status API: Polo's System Status page design names `/api/system/status`; `/api/v1/` is the versioned one.
 pub const STATUS_PATHS: [&str; 2] = ["/api/v1/system/status", "/api/system/status"];
 /// The lifecycle endpoint (with `--web.enable-lifecycle`), as in Prometheus.
 pub const RELOAD_PATH: &str = "/-/reload";
@@ -98,7 +98,7 @@ impl App {
             loaded: RwLock::new(Arc::new(loaded)),
             web,
             files,
-            reload_state: Mutex::new(ReloadState { successful: true, last_success_unix: unix_now() }),
+            reload_state: Mutex::new(ReloadState { successful: true, last_success_unix: crate::clock::unix_seconds() }),
             reloading: tokio::sync::Mutex::new(()),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
         })
@@ -125,7 +125,7 @@ impl App {
                 let previous = self.current();
                 let (loaded, summary) = Loaded::assemble(&config, security, Some(&previous));
                 *self.loaded.write().expect("config lock poisoned") = Arc::new(loaded);
-                *state = ReloadState { successful: true, last_success_unix: unix_now() };
+                *state = ReloadState { successful: true, last_success_unix: crate::clock::unix_seconds() };
                 tracing::info!(
                     kept = %summary.kept.join(","),
                     started = %summary.started.join(","),
@@ -315,10 +315,6 @@ pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
 /// [`wants_prometheus_text`] on the joined `Accept` values.
 pub fn accept_wants_prometheus_text(accept: &str) -> bool {
     accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

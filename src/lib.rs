@@ -9,6 +9,7 @@ pub mod framework;
 pub mod fuzzing;
 pub mod http;
 pub mod metrics;
+pub mod online;
 pub mod panics;
 pub mod reload;
 pub mod sources;

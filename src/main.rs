@@ -38,6 +38,10 @@ struct Args {
     /// Validate the configuration file, print the result and exit (0 if valid, 1 if not).
     #[arg(long = "config.check")]
     config_check: bool,
+    /// With --config.check: also connect and run every enabled source once, printing what works
+    /// and what is missing (grant, table, setting, TLS); exit 1 if anything failed.
+    #[arg(long = "online", requires = "config_check")]
+    online: bool,
     /// Address to listen on, `[host]:port`.
     #[arg(long = "web.listen-address", default_value = ":9820")]
     listen_address: String,
@@ -73,8 +77,17 @@ fn main() -> ExitCode {
     if args.config_check {
         let web = args.web_config_file.as_deref().map(WebSecurity::load).transpose();
         return match (Config::load(&args.config_file), web) {
-            (Ok(_), Ok(_)) => {
+            (Ok(config), Ok(_)) => {
                 println!("config OK: {}", args.config_file.display());
+                for warning in polo_exporter::clickhouse::profile_warnings(&config) {
+                    println!("warning: {warning}");
+                }
+                if args.online {
+                    init_logging(LogLevel::Warn, args.log_format);
+                    if !polo_exporter::online::run(&config) {
+                        return ExitCode::FAILURE;
+                    }
+                }
                 ExitCode::SUCCESS
             }
             (config, web) => {

@@ -7,18 +7,25 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::sources::aws_cost::model::CostStatus;
 pub use crate::sources::clickhouse_system::model::ClickHouseStatus;
 pub use crate::sources::collector_runs::health::{CollectorStatus, Health};
+pub use crate::sources::collector_runs::LoadingStatus;
 pub use crate::sources::sqs::model::SqsStatus;
 
 /// One source's section of the document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatusSection {
     Collectors(Vec<CollectorStatus>),
+    /// The collectors' section while `collector_runs` runs its initial load: progress only,
+    /// and no `collectors` list (never a partial one).
+    CollectorsLoading(LoadingStatus),
     /// Accounts by `polo_status`, every known status present.
     Accounts(BTreeMap<String, u64>),
     ClickHouse(ClickHouseStatus),
     Sqs(SqsStatus),
+    /// Polo's own cost (Cost Explorer by the cost-allocation tag).
+    Cost(CostStatus),
 }
 
 /// Whether a source is up and when it last succeeded (the as-of time of its section).
@@ -33,11 +40,15 @@ pub struct StatusDocument {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collectors: Option<Vec<CollectorStatus>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub collectors_loading: Option<LoadingStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accounts: Option<BTreeMap<String, u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clickhouse: Option<ClickHouseStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sqs: Option<SqsStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostStatus>,
     pub sources: BTreeMap<&'static str, SourceHealth>,
 }
 
@@ -65,9 +76,11 @@ impl StatusDocument {
         owners.insert(key, source);
         match section {
             StatusSection::Collectors(v) => self.collectors = Some(v),
+            StatusSection::CollectorsLoading(v) => self.collectors_loading = Some(v),
             StatusSection::Accounts(v) => self.accounts = Some(v),
             StatusSection::ClickHouse(v) => self.clickhouse = Some(v),
             StatusSection::Sqs(v) => self.sqs = Some(v),
+            StatusSection::Cost(v) => self.cost = Some(v),
         }
         Ok(())
     }
@@ -77,10 +90,11 @@ impl StatusSection {
     /// The section's key in the document.
     pub fn key(&self) -> &'static str {
         match self {
-            Self::Collectors(_) => "collectors",
+            Self::Collectors(_) | Self::CollectorsLoading(_) => "collectors",
             Self::Accounts(_) => "accounts",
             Self::ClickHouse(_) => "clickhouse",
             Self::Sqs(_) => "sqs",
+            Self::Cost(_) => "cost",
         }
     }
 }

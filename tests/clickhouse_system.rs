@@ -147,13 +147,18 @@ fn a_table_with_many_parts_shows_it() {
 }
 
 #[test]
-fn missing_system_table_marks_only_this_source_down() {
+fn a_missing_system_table_fails_only_its_own_families() {
     let ch = DevClickHouse::start_with_args(&["--seed", "empty", "--no-query-log"]);
     let exporter = exporter_for(&ch);
-    std::thread::sleep(Duration::from_millis(1200));
+    // Already on the first scrape (an empty window), the missing table shows.
     let m = exporter.scrape();
     let up = |s: &str| m.value("polo_exporter_source_up", &[("source", s)]);
-    assert_eq!(up("clickhouse_system"), Some(0.0));
+    // The other system tables are still read and reported; the failing one says so.
+    assert_eq!(up("clickhouse_system"), Some(1.0), "{}", exporter.log());
+    assert_eq!(m.value("polo_clickhouse_system_table_up", &[("table", "query_log")]), Some(0.0));
+    assert_eq!(m.value("polo_clickhouse_system_table_up", &[("table", "disks")]), Some(1.0));
+    assert!(m.has("polo_clickhouse_disk_total_bytes"));
+    assert!(m.has("polo_clickhouse_build_info"));
     assert_eq!(
         m.value("polo_exporter_source_errors_total", &[("source", "clickhouse_system"), ("kind", "query")]),
         Some(1.0)
@@ -161,6 +166,50 @@ fn missing_system_table_marks_only_this_source_down() {
     assert_eq!(up("collector_runs"), Some(1.0));
     assert_eq!(up("accounts"), Some(1.0));
     assert!(exporter.log().contains("system.query_log"), "the failing query is named in the log");
+}
+
+/// A cluster whose second replica is a closed port (a node down): with skip_unavailable_shards
+/// the replica that answers is reported, the dead one counted and flagged.
+#[test]
+fn cluster_mode_survives_a_dead_replica() {
+    let dead = common::free_port();
+    let spec = format!("polo_cluster=localhost:9000,127.0.0.1:{dead}");
+    let ch = DevClickHouse::start_with_args(&["--seed", "empty", "--cluster", &spec]);
+    // Without the setting, one dead replica fails the whole statement: what the exporter must avoid.
+    let resp = common::http(
+        ch.port,
+        "POST",
+        "/",
+        &[],
+        "SELECT hostName() FROM clusterAllReplicas('polo_cluster', system.one)",
+    );
+    assert_ne!(resp.status, 200, "{}", resp.body);
+    assert!(resp.body.contains("Code: 279") || resp.body.contains("Code: 210"), "{}", resp.body);
+    let exporter = Exporter::start(&config(
+        &ch.url(),
+        &format!(
+            "  cluster: polo_cluster
+sources:
+  clickhouse_system:
+    query_log_delay: {DELAY}
+"
+        ),
+    ));
+    let m = exporter.scrape();
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "clickhouse_system")]), Some(1.0), "{}", exporter.log());
+    assert_eq!(m.value("polo_clickhouse_cluster_replicas", &[("state", "expected")]), Some(2.0));
+    assert_eq!(m.value("polo_clickhouse_cluster_replicas", &[("state", "answering")]), Some(1.0));
+    assert_eq!(m.value("polo_clickhouse_cluster_replica_up", &[("address", "localhost:9000")]), Some(1.0));
+    assert_eq!(m.value("polo_clickhouse_cluster_replica_up", &[("address", &format!("127.0.0.1:{dead}"))]), Some(0.0));
+    assert!(m.has("polo_clickhouse_disk_total_bytes"), "the live replica's disks are reported");
+    for table in ["disks", "processes", "parts", "replicas", "mutations", "build_options"] {
+        assert_eq!(
+            m.value("polo_clickhouse_system_table_up", &[("table", table)]),
+            Some(1.0),
+            "{table}: {}",
+            exporter.log()
+        );
+    }
 }
 
 #[test]

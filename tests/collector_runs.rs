@@ -418,3 +418,83 @@ fn demo_data_with_example_config_equals_the_seed_sql() {
     // Its last run started 5 h before the data was made (and took up to 90 s): far past 2 × 1 h.
     assert!(stale["minutes_ago"].as_i64().unwrap() >= 290);
 }
+
+/// Every scrape's deadline (100 ms) is shorter than the initial load: the load runs in the
+/// background under the source's own timeout, scrapes meanwhile say "loading" (never a partial
+/// key set), and the source comes up with every figure equal to the seed's SQL.
+#[test]
+fn comes_up_when_every_scrape_deadline_is_shorter_than_the_initial_load() {
+    let ch = DevClickHouse::start();
+    let t = now_ms();
+    load_phase1(&ch, t);
+    // Bulk history: 600,000 runs of 30 more keys over 60 days.
+    ch.exec(&format!(
+        "INSERT INTO polo.collector_runs (collector, aws_account_id, aws_region, started_at, completed_at, status, events_produced, rows_inserted, error, duration_ms)
+         SELECT concat('bulk_', toString(number % 10)), toString(300000000000 + number % 3), 'us-east-1',
+                fromUnixTimestamp64Milli(toInt64({t} - 3 * 3600000 - number * 8640)) AS s, s + toIntervalMillisecond(1000),
+                if(number % 7 = 0, 'failed', 'succeeded'), 1, 1, if(number % 7 = 0, 'boom', ''), 1000
+         FROM numbers(600000)"
+    ));
+    let exporter = Exporter::start(&exporter_config(&ch));
+    let short = [("X-Prometheus-Scrape-Timeout-Seconds", "0.2")];
+    let scrape = || {
+        let resp = common::http(exporter.port, "GET", "/metrics", &short, "");
+        assert_eq!(resp.status, 200);
+        Metrics::parse(&resp.body)
+    };
+    // The first scrape cannot wait for anything: ClickHouse has not answered yet, so the source
+    // is not up (a timeout), and nothing about keys is served.
+    let first = scrape();
+    assert_eq!(first.value("polo_exporter_source_up", &[("source", "collector_runs")]), Some(0.0));
+    assert!(!first.has("polo_collector_last_run_timestamp_seconds"));
+    // The status document has the complete collectors list or the load's progress, never both.
+    let status = || -> Value {
+        serde_json::from_str(&common::http(exporter.port, "GET", "/api/v1/system/status", &short, "").body).unwrap()
+    };
+    let mut loading_documents = 0;
+    let mut check_status = || {
+        let doc = status();
+        match doc.get("collectors_loading") {
+            Some(loading) => {
+                loading_documents += 1;
+                assert_eq!(loading["state"], "loading", "{doc}");
+                assert!(doc.get("collectors").is_none(), "no partial collectors list while loading: {doc}");
+            }
+            // Complete, or absent while the source has not answered yet.
+            None => assert!(doc.get("collectors").is_none_or(|c| c.as_array().is_some_and(|c| !c.is_empty())), "{doc}"),
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut loading_scrapes = 0;
+    let m = loop {
+        check_status();
+        let m = scrape();
+        if m.value("polo_collector_runs_loading", &[]) == Some(0.0) {
+            break m;
+        }
+        loading_scrapes += 1;
+        // While loading: down (no answer yet) or progress and configuration only; never anything
+        // per key or per collector health.
+        for family in [
+            "polo_collector_last_run_timestamp_seconds",
+            "polo_collector_keys",
+            "polo_account_last_scan_timestamp_seconds",
+        ] {
+            assert!(!m.has(family), "{family} served while loading");
+        }
+        if let Some(progress) = m.value("polo_collector_runs_load_progress_ratio", &[]) {
+            assert!((0.0..=1.0).contains(&progress));
+            assert_eq!(m.value("polo_collector_runs_loading", &[]), Some(1.0));
+        }
+        assert!(std::time::Instant::now() < deadline, "initial load did not finish: {}", exporter.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(m.has("polo_collector_last_run_timestamp_seconds"));
+    // The full comparison on a scrape with the default deadline (the window read, which may
+    // take longer than 75 ms on a debug build, is not what is tested here).
+    let m = exporter.scrape();
+    assert_eq!(m.value("polo_exporter_source_up", &[("source", "collector_runs")]), Some(1.0));
+    assert_keys_match(&ch, &m);
+    assert!(exporter.log().contains("initial load finished"), "{}", exporter.log());
+    eprintln!("{loading_scrapes} scrapes and {loading_documents} status documents answered while loading");
+}

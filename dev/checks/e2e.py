@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
 """End-to-end: the demo stack on free ports (dev ClickHouse, dev AWS, the exporter, Prometheus
 with the shipped rules, Alertmanager with the shipped routing, a webhook sink), checked through
-Prometheus's and Alertmanager's HTTP APIs, then a ClickHouse outage and its recovery."""
+Prometheus's and Alertmanager's HTTP APIs, then a ClickHouse outage and its recovery.
+
+The notification budget is counted from the receivers' side (the sink): the demo data hold three
+incidents (cost_explorer_sync stopped, config_rds failing, a non-empty dead-letter queue), so the
+pager gets at most one notification group per incident; the no_access account's keys never
+page; chat stays within a few messages. The shipped time intervals are replaced in the overlay
+by "always business hours, never maintenance" so that the count does not depend on the clock
+(dev/checks/inhibitions.py tests the intervals themselves)."""
 
 import json
 import os
@@ -10,15 +17,21 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stack"))
-from stack import ROOT, Stack, wait_for  # noqa: E402
+from stack import ROOT, Stack, get_json, wait_for  # noqa: E402
+
+import yaml  # noqa: E402
 
 # Families the embedded engine cannot produce: it has no replicated tables (no Keeper) and the
 # demo keeps no mutation pending.
 NO_DEMO_DATA = {
     "polo_clickhouse_replica_readonly", "polo_clickhouse_replica_absolute_delay_seconds", "polo_clickhouse_replica_queue_size",
     "polo_clickhouse_mutations_pending", "polo_clickhouse_oldest_pending_mutation_timestamp_seconds",
+    # Cluster mode only (clickhouse.cluster); the demo stack is one node. tests/clickhouse_system.rs
+    # covers them against the dev ClickHouse's --cluster with a dead replica.
+    "polo_clickhouse_cluster_replicas", "polo_clickhouse_cluster_replica_up",
 }
 # What the demo data makes fire (dev/clickhouse/demo_data.py, dev/aws/demo_data.py).
 EXPECTED = {
@@ -28,9 +41,51 @@ EXPECTED = {
     "PoloAccountPendingSetup": "warning",  # 100000000020
     "PoloDeadLetterQueueNotEmpty": "critical",  # polo-events-dlq holds 3 messages
     "PoloLambdaThrottled": "warning",  # polo-cur-ingest throttled twice a minute
-    "PoloWatchdog": "none",
+    "PoloOwnCostForecastOverBudget": "warning",  # demo costs ~$12.70 a day, budget $300 (examples/local.yml)
+    "PoloWatchdog": "info",
 }
-RECEIVERS = {"critical": {"pager", "chat"}, "warning": {"chat"}, "none": {"heartbeat"}}
+# Rolled up per collector: exactly these collectors page as stale, and fail.
+STALE_COLLECTORS = {"cost_explorer_sync", "config_rds"}
+FAILING_COLLECTORS = {"config_rds"}
+# May fire as well: a random 1% of the demo's runs fail, and one failed run can leave a key
+# just past 2 × its interval for a minute (production's `for: 15m` rides that out; the e2e
+# overlay's `for:` does not). Counted in the chat budget, never paging.
+MAY_FIRE = {"PoloCollectorKeysStale": "warning"}
+NO_ACCESS = "100000000019"
+RECEIVERS = {"critical": {"pager", "chat"}, "warning": {"chat"}, "info": {"heartbeat"}}
+# The pager's budget: one notification group per incident, keyed by the group labels.
+INCIDENTS = {
+    ("PoloCollectorStale", "cost_explorer_sync"),
+    ("PoloCollectorStale", "config_rds"),
+    ("PoloDeadLetterQueueNotEmpty", "polo-events-dlq"),
+}
+# Chat: the three pages for the record plus one message per expected warning group (no-access
+# and pending accounts, the throttled Lambda, Polo's own cost over budget, the disk when this machine's is full), and at most
+# one PoloCollectorKeysStale per collector naming a few keys (the partial cur_ingest key of the
+# demo data, random single failures). Nothing per key: 7 to 9 messages so far, never more than this.
+CHAT_BUDGET = 12
+
+
+class BudgetStack(Stack):
+    """The stack with the shipped Alertmanager routing, except for the time intervals: always
+    business hours, never maintenance (so the budget does not depend on when it runs)."""
+
+    def _start_alertmanager(self):
+        super()._start_alertmanager()
+        path = os.path.join(self.workdir, "alertmanager", "alertmanager.yml")
+        with open(path) as f:
+            cfg = yaml.safe_load(f)
+        names = {t["name"] for t in cfg.get("time_intervals", [])}
+        assert names == {"business_hours", "maintenance"}, f"shipped time_intervals changed: {names}"
+        cfg["time_intervals"] = [
+            {"name": "business_hours", "time_intervals": [{"times": [{"start_time": "00:00", "end_time": "24:00"}]}]},
+            {"name": "maintenance", "time_intervals": [{"years": ["1999"]}]},
+        ]
+        with open(path, "w") as f:
+            yaml.safe_dump(cfg, f, sort_keys=False)
+        urllib.request.urlopen(urllib.request.Request(self.url("alertmanager") + "/-/reload", data=b"", method="POST"), timeout=10)
+        status = get_json(self.url("alertmanager") + "/api/v2/status")
+        assert "1999" in status["config"]["original"], "Alertmanager did not reload the overlay"
 
 results = []
 
@@ -47,16 +102,28 @@ def catalog():
 
 def main():
     workdir = tempfile.mkdtemp(prefix="polo-e2e-")
-    stack = Stack(workdir, rule_for="10s", interval="5s", aws_static=True, clickhouse_static=True)
+    stack = BudgetStack(workdir, rule_for="10s", interval="5s", aws_static=True, clickhouse_static=True)
     try:
         stack.start()
         wait_for("exporter target up", lambda: [r for r in stack.query('up{job="polo-exporter"}') if r["value"][1] == "1"], 60)
         check("exporter target is up", True)
         # Enough scrapes for rates and for every source to have run.
-        wait_for("source series", lambda: len(stack.query("polo_exporter_source_up == 1")) == 5, 60)
+        wait_for("source series", lambda: len(stack.query("polo_exporter_source_up == 1")) == 6, 60)
+        # Queries that are not the exporter's, so the query-log families have something to count
+        # (the frozen demo server runs none of its own); on a loaded machine the query log and the
+        # scrapes take a while to show them, hence a wait rather than a fixed sleep.
+        for _ in range(3):
+            req = urllib.request.Request(stack.url("clickhouse") + "/", data=b"SELECT count() FROM polo.collector_runs")
+            urllib.request.urlopen(req, timeout=30).read()
         time.sleep(20)
 
-        missing = [n for n in catalog() if n not in NO_DEMO_DATA and not stack.query(f'count({{__name__=~"{n}(_bucket)?"}})')]
+        def missing_families():
+            return [n for n in catalog() if n not in NO_DEMO_DATA and not stack.query(f'count({{__name__=~"{n}(_bucket)?"}})')]
+        try:
+            wait_for("every catalog family", lambda: not missing_families(), 90)
+        except TimeoutError:
+            pass
+        missing = missing_families()
         check("every family of the README catalog has samples in Prometheus", not missing, f"missing: {missing}")
 
         with open(os.path.join(ROOT, "deploy/grafana/dashboards/polo-system-status.json")) as f:
@@ -87,7 +154,20 @@ def main():
             names = wait_for("expected alerts firing", firing_names, 90)
         except TimeoutError:
             names = {a["labels"]["alertname"] for a in stack.firing()}
-        check("exactly the expected alerts fire", names == set(expected), f"expected {sorted(expected)}, firing {sorted(names)}")
+        check("exactly the expected alerts fire", set(expected) <= names <= set(expected) | set(MAY_FIRE),
+              f"expected {sorted(expected)} (maybe {sorted(MAY_FIRE)}), firing {sorted(names)}")
+
+        firing = stack.firing()
+        stale = {a["labels"].get("collector") for a in firing if a["labels"]["alertname"] == "PoloCollectorStale"}
+        check(f"one stale page per broken collector, {len(STALE_COLLECTORS)} in all (was one per key)", stale == STALE_COLLECTORS
+              and len([a for a in firing if a["labels"]["alertname"] == "PoloCollectorStale"]) == len(STALE_COLLECTORS), f"stale: {sorted(stale)}")
+        failing = [a for a in firing if a["labels"]["alertname"] == "PoloCollectorFailing"]
+        check("one failure warning per failing collector, naming its keys",
+              {a["labels"].get("collector") for a in failing} == FAILING_COLLECTORS and len(failing) == len(FAILING_COLLECTORS)
+              and all(re.search(r"^57 of 57 keys of config_rds failed .*, … and 54 more\.", a["annotations"]["description"]) for a in failing),
+              f"{[(a['labels'], a['annotations'].get('description')) for a in failing]}")
+        about_no_access = [a["labels"] for a in firing if NO_ACCESS in json.dumps(a) and a["labels"]["alertname"] != "PoloAccountNoAccess"]
+        check(f"the no_access account {NO_ACCESS} appears in no alert but its own", not about_no_access, f"{about_no_access}")
 
         def delivered():
             got = {}
@@ -96,7 +176,7 @@ def main():
                     got.setdefault(alert["labels"]["alertname"], set()).add(n["receiver"])
             return got
 
-        # PoloCollectorFailing is inhibited wherever the same key is stale (critical silences warning).
+        # PoloCollectorFailing is inhibited by the stale page of the same collector (critical silences warning).
         deliverable = {name: sev for name, sev in expected.items() if name != "PoloCollectorFailing"}
 
         def all_delivered():
@@ -108,8 +188,44 @@ def main():
         except TimeoutError:
             got = delivered()
         wrong = {n: sorted(got.get(n, set())) for n, sev in deliverable.items() if got.get(n, set()) != RECEIVERS[sev]}
+        wrong.update({n: sorted(r) for n, r in got.items() if n in MAY_FIRE and r != RECEIVERS[MAY_FIRE[n]]})
         check("alerts reach the receivers the routing promises (critical: pager+chat, warning: chat, watchdog: heartbeat)", not wrong, f"{wrong}")
-        check("a warning silenced by a critical of the same key is not delivered", "PoloCollectorFailing" not in got, f"{got.get('PoloCollectorFailing')}")
+        check("a warning silenced by a critical of the same collector is not delivered", "PoloCollectorFailing" not in got, f"{got.get('PoloCollectorFailing')}")
+
+        # The budget, from the receivers' side, after a few more group intervals for stragglers.
+        time.sleep(20)
+        notes = stack.sink.notifications()
+        pager = [n["notification"] for n in notes if n["receiver"] == "pager"]
+        chat = [n["notification"] for n in notes if n["receiver"] == "chat"]
+        heartbeat = [n["notification"] for n in notes if n["receiver"] == "heartbeat"]
+
+        def incident(n):
+            g = n.get("groupLabels", {})
+            return (g.get("alertname"), g.get("collector") or g.get("queue") or g.get("aws_account_id") or g.get("function") or g.get("backend"))
+
+        pager_groups = {n["groupKey"] for n in pager}
+        pager_incidents = {incident(n) for n in pager}
+        chat_groups = {n["groupKey"] for n in chat}
+        print(f"     budget: pager {len(pager)} notifications in {len(pager_groups)} groups {sorted(pager_incidents)}; "
+              f"chat {len(chat)} notifications in {len(chat_groups)} groups {sorted({incident(n) for n in chat})}; "
+              f"heartbeat {len(heartbeat)}", flush=True)
+        check(f"pager: one notification group per incident, {len(INCIDENTS)} incidents", pager_incidents == INCIDENTS
+              and len(pager_groups) == len(INCIDENTS), f"{sorted(pager_incidents)} in {len(pager_groups)} groups")
+        check("pager: one notification per group (no re-notification storm)", len(pager) == len(pager_groups), f"{len(pager)} notifications")
+        paged_no_access = [a["labels"] for n in pager for a in n.get("alerts", []) if NO_ACCESS in json.dumps(a)]
+        check(f"pager: nothing about the no_access account {NO_ACCESS}", not paged_no_access, f"{paged_no_access}")
+        check(f"chat: at most {CHAT_BUDGET} messages, one per group", len(chat) <= CHAT_BUDGET and len(chat) == len(chat_groups),
+              f"{len(chat)} messages in {len(chat_groups)} groups")
+        expected_chat = {i for i in INCIDENTS} | {(n, None) for n, sev in deliverable.items() if sev == "warning"}
+        extra = [incident(n) for n in chat if incident(n) not in expected_chat and (incident(n)[0], None) not in expected_chat]
+        keys_stale = [a for n in chat for a in n.get("alerts", []) if a["labels"]["alertname"] == "PoloCollectorKeysStale"]
+        few_keys = all(int(a["annotations"]["description"].split(" ", 1)[0]) <= 3 for a in keys_stale)
+        check("chat: beyond the pages and the expected warnings, only one PoloCollectorKeysStale per collector about a few keys",
+              all(e[0] == "PoloCollectorKeysStale" for e in extra) and len(extra) == len(set(extra)) and few_keys,
+              f"extra: {extra}; keys-stale: {[a['annotations']['description'] for a in keys_stale]}")
+        per_key = [n for n in pager + chat if any(a["labels"].get("aws_region") for a in n.get("alerts", []))]
+        check("no notification is about a single account/region key", not per_key, f"{len(per_key)} such notifications")
+        check("heartbeat: the Watchdog arrives", len(heartbeat) >= 1)
 
         # ClickHouse outage: source down fires, inhibits the collector alerts; the exporter keeps serving.
         stack.stop_clickhouse()
@@ -130,6 +246,19 @@ def main():
         still = {a["labels"]["alertname"] for a in stack.firing()}
         check("ClickHouse down: collector alerts neither resolve nor appear falsely",
               {"PoloCollectorStale", "PoloCollectorFailing"} <= still, f"firing: {sorted(still)}")
+        try:
+            wait_for("the outage page", lambda: ("PoloExporterSourceDown", "clickhouse") in {
+                incident(n["notification"]) for n in stack.sink.notifications() if n["receiver"] == "pager"}, 30)
+        except TimeoutError:
+            pass
+        time.sleep(10)
+        pager_after = [n["notification"] for n in stack.sink.notifications() if n["receiver"] == "pager"]
+        new_incidents = {incident(n) for n in pager_after} - INCIDENTS
+        resolved = [incident(n) for n in pager_after if n.get("status") == "resolved"]
+        outage_pages = [n for n in pager_after if incident(n) == ("PoloExporterSourceDown", "clickhouse")]
+        print(f"     outage: {len(outage_pages)} page(s) for ClickHouse down, sources {sorted({a['labels']['source'] for n in outage_pages for a in n['alerts']})}", flush=True)
+        check("ClickHouse down: one more page (the outage, its sources in one group), none resolved", new_incidents == {("PoloExporterSourceDown", "clickhouse")}
+              and not resolved, f"new: {sorted(new_incidents)}, resolved: {resolved}")
 
         stack.start_clickhouse(seed="empty")
         try:

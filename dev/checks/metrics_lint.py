@@ -39,7 +39,7 @@ def main():
         if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
             print((lint.stdout + lint.stderr).decode())
             return 1
-        for needed in (b"polo_clickhouse_query_duration_seconds_bucket", b"polo_sqs_messages_visible{", b"polo_lambda_errors{", b"polo_collector_last_run_status{"):
+        for needed in (b"polo_clickhouse_query_duration_seconds_bucket", b"polo_sqs_messages_visible{", b"polo_lambda_errors{", b"polo_collector_last_run_status{", b"polo_own_cost_month_to_date_by_service_usd{"):
             if needed not in body:
                 print(f"no samples of {needed.decode()}")
                 return 1
@@ -62,7 +62,7 @@ def check_status_schema(port):
     for err in errors:
         print(f"status document: {'/'.join(map(str, err.path)) or '(root)'}: {err.message}")
     sections = sorted(k for k in doc if k != "sources")
-    if errors or sections != ["accounts", "clickhouse", "collectors", "sqs"]:
+    if errors or sections != ["accounts", "clickhouse", "collectors", "cost", "sqs"]:
         print(f"status document does not match docs/status.schema.json (sections {sections})")
         return 1
     print(f"status document: valid against docs/status.schema.json ({len(doc['collectors'])} collectors)")

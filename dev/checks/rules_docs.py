@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """The alert rules, their runbooks and their unit tests agree:
 - every alert the issues name exists, with severity, summary, description and runbook_url;
+- the monitoring-mixin conventions that `mixtool lint` enforces: CamelCase names, severity
+  critical/warning/info, a static `summary` that is one sentence starting with a capital letter
+  and ending in a period, a templated `description`;
 - every runbook_url points at a section of docs/runbooks.md with the four parts;
 - every alert has a firing case, a case with no alert (before `for:` and/or negative) in
   tests/prometheus, and every recording rule a promql_expr_test."""
 
+import argparse
 import glob
 import os
 import re
@@ -17,13 +21,90 @@ REQUIRED = [
     "PoloCollectorFailing", "PoloCollectorStale", "PoloAccountNoAccess", "PoloDeadLetterQueueNotEmpty",
     "PoloClickHouseDiskAlmostFull", "PoloAccountPendingSetup", "PoloAccountNotScanned",
     "PoloCollectorDependenciesNotReady", "PoloExporterDown", "PoloExporterSourceDown", "PoloWatchdog",
+    "PoloCollectorKeysStale",
 ]
+# mixtool lint's rules (monitoring-mixins/mixtool, pkg/mixer/lint.go), plus "one sentence".
+CAMEL_CASE = re.compile(r"^([A-Z]+[a-z0-9]+)+$")
+TEMPLATE = re.compile(r"\{\{.+\}\}", re.S)
+SENTENCE = re.compile(r"^[A-Z].+\.$", re.S)
+SEVERITIES = ("critical", "warning", "info")
+
+
+def mixin_errors(alert):
+    """The mixin conventions for one alerting rule; a list of messages."""
+    name, labels, ann = alert["alert"], alert.get("labels", {}), alert.get("annotations", {})
+    errors = []
+    if not CAMEL_CASE.match(name):
+        errors.append(f"{name}: name is not CamelCase")
+    if labels.get("severity") not in SEVERITIES:
+        errors.append(f"{name}: severity {labels.get('severity')!r} is not one of {', '.join(SEVERITIES)}")
+    summary, description = ann.get("summary", ""), ann.get("description", "")
+    if not summary:
+        errors.append(f"{name}: no summary")
+    elif TEMPLATE.search(summary) or "{{" in summary:
+        errors.append(f"{name}: summary must be static (no templates)")
+    elif not SENTENCE.match(summary):
+        errors.append(f"{name}: summary must start with a capital letter and end with a period: {summary!r}")
+    # One sentence: no sentence end before the last character (a period, ! or ? followed by a
+    # space and a capital letter), no line break.
+    elif "\n" in summary.strip() or re.search(r"[.!?]\s+[A-Z]", summary[:-1]):
+        errors.append(f"{name}: summary must be one sentence: {summary!r}")
+    if not description:
+        errors.append(f"{name}: no description")
+    elif not TEMPLATE.search(description):
+        errors.append(f"{name}: description must use templates (labels or value)")
+    return errors
 RUNBOOK = "https://github.com/polo/polo-exporter/blob/main/docs/runbooks.md#"
 
 
+# --self-test: bad copies of the shipped rules, one convention broken in each, and the message
+# this check must print for it.
+BREAKAGES = [
+    ("snake_case name", lambda a: a.update(alert="polo_collector_stale"), "polo_collector_stale: name is not CamelCase"),
+    ("severity outside the three", lambda a: a["labels"].update(severity="page"), "severity 'page' is not one of"),
+    ("templated summary", lambda a: a["annotations"].update(summary="Collector {{ $labels.collector }} is stale."), "summary must be static"),
+    ("summary without a period", lambda a: a["annotations"].update(summary="A Polo collector is stale"), "summary must start with a capital letter and end with a period"),
+    ("summary in lower case", lambda a: a["annotations"].update(summary="a Polo collector is stale."), "summary must start with a capital letter and end with a period"),
+    ("summary of two sentences", lambda a: a["annotations"].update(summary="A Polo collector is stale. Polo shows old data."), "summary must be one sentence"),
+    ("static description", lambda a: a["annotations"].update(description="The collector is stale."), "description must use templates"),
+    ("no description", lambda a: a["annotations"].pop("description"), "PoloCollectorStale: no description"),
+]
+
+
+def self_test(rules_path):
+    """Feeds this check bad copies of the rules; each must fail with its message."""
+    import subprocess
+    import tempfile
+    with open(rules_path) as f:
+        good = yaml.safe_load(f)
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="polo-rules-") as tmp:
+        for title, breakage, message in BREAKAGES:
+            bad = yaml.safe_load(yaml.safe_dump(good))
+            target = next(r for g in bad["groups"] for r in g["rules"] if r.get("alert") == "PoloCollectorStale")
+            breakage(target)
+            path = os.path.join(tmp, "bad.rules.yml")
+            with open(path, "w") as f:
+                yaml.safe_dump(bad, f, sort_keys=False)
+            run = subprocess.run([sys.executable, os.path.abspath(__file__), "--rules", path], capture_output=True, text=True)
+            if run.returncode == 0 or message not in run.stdout:
+                failures.append(f"{title}: exit {run.returncode}, output lacks {message!r}:\n{run.stdout}")
+    if failures:
+        print("\n".join(failures))
+        return 1
+    print(f"self-test: all {len(BREAKAGES)} bad copies of the rules rejected")
+    return 0
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", default=os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml"))
+    parser.add_argument("--self-test", action="store_true", help="check that bad copies of --rules are rejected")
+    args = parser.parse_args()
+    if args.self_test:
+        return self_test(args.rules)
     errors = []
-    with open(os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml")) as f:
+    with open(args.rules) as f:
         rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
     alerts = [r for r in rules if "alert" in r]
     records = [r["record"] for r in rules if "record" in r]
@@ -35,14 +116,10 @@ def main():
         runbooks = f.read()
     sections = {m.group(1): m.start() for m in re.finditer(r"^## (\w+)$", runbooks, re.M)}
     for a in alerts:
-        name, labels, ann = a["alert"], a.get("labels", {}), a.get("annotations", {})
-        if labels.get("severity") not in ("critical", "warning", "info", "none"):
-            errors.append(f"{name}: severity {labels.get('severity')!r}")
-        for key in ("summary", "description", "runbook_url"):
-            if not ann.get(key):
-                errors.append(f"{name}: no {key}")
-        if "{{" in ann.get("summary", ""):
-            errors.append(f"{name}: summary must be static")
+        name, ann = a["alert"], a.get("annotations", {})
+        errors += mixin_errors(a)
+        if not ann.get("runbook_url"):
+            errors.append(f"{name}: no runbook_url")
         if name != "PoloWatchdog" and not ann.get("dashboard_url", "").startswith("/d/polo-system-status/"):
             errors.append(f"{name}: no dashboard_url to the dashboard")
         if ann.get("runbook_url") != RUNBOOK + name.lower():

@@ -94,9 +94,15 @@ def runs_between(t_from, t_to, t0):
     return out
 
 
+def as_json(run):
+    # DateTime64 as a quoted "seconds.millis": before 25.x ClickHouse does not parse a JSON
+    # float into DateTime64 (code 27, seen on 24.8 and 25.8).
+    return json.dumps({k: (f"{v:.3f}" if k in ("started_at", "completed_at") else v) for k, v in run.items()})
+
+
 def insert_runs(engine, runs):
     for i in range(0, len(runs), 20_000):
-        body = "\n".join(json.dumps(r) for r in runs[i:i + 20_000])
+        body = "\n".join(as_json(r) for r in runs[i:i + 20_000])
         engine.query("INSERT INTO polo.collector_runs FORMAT JSONEachRow\n" + body)
 
 

@@ -23,10 +23,12 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import chdb
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import engines  # noqa: E402 - standard library only; chdb is imported once the engine is chosen
+
+chdb = None
 
 # URL parameters that belong to the HTTP interface, not to query settings.
 HTTP_ONLY = {
@@ -41,46 +43,96 @@ CODE = re.compile(r"Code: (\d+)")
 SELECT_LIKE = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 
 
+def server_config(query_log, clusters):
+    """The engine's config file: system.query_log as in dev/clickhouse/config.xml, and
+    `remote_servers` for --cluster (one shard, the given replicas; `localhost:9000` is this
+    engine itself, any other address a remote that must answer on ClickHouse's native port)."""
+    parts = []
+    if query_log:
+        with open(os.path.join(HERE, "config.xml"), encoding="utf-8") as f:
+            text = f.read()
+        parts.append(text[text.index("<clickhouse>") + len("<clickhouse>"):text.rindex("</clickhouse>")])
+    if clusters:
+        parts.append("<tcp_port>9000</tcp_port><remote_servers>")
+        for name, replicas in clusters.items():
+            parts.append(f"<{name}><shard>")
+            for host, port in replicas:
+                parts.append(f"<replica><host>{host}</host><port>{port}</port></replica>")
+            parts.append(f"</shard></{name}>")
+        parts.append("</remote_servers>")
+    return "<clickhouse>" + "\n".join(parts) + "</clickhouse>\n" if parts else None
+
+
 class Engine:
     """One chdb connection; chdb is not safe for concurrent queries, so calls are serialised."""
 
-    def __init__(self, data_dir, query_log=True):
+    def __init__(self, data_dir, query_log=True, clusters=None):
         self.lock = threading.Lock()
         self.database = None
+        config = server_config(query_log, clusters or {})
         path = data_dir
-        if query_log:
-            path += "?config-file=" + os.path.join(HERE, "config.xml")
-        self.conn = chdb.connect(path)
+        if config:
+            config_file = os.path.join(data_dir, "polo-dev-config.xml")
+            with open(config_file, "w", encoding="utf-8") as f:
+                f.write(config)
+            path += "?config-file=" + config_file
+        if hasattr(chdb, "connect"):
+            self.conn = chdb.connect(path)
+        else:
+            # chdb < 3 (ClickHouse 24.8): a session on the directory, without a config file
+            # (so without system.query_log and clusters).
+            from chdb import session
+            self.conn = session.Session(data_dir)
+        self.version = self.conn.query("SELECT version()", "TabSeparated").bytes().decode().strip()
 
     def query(self, sql, fmt="TabSeparated", settings=None, database=None):
         """Runs one statement. Settings go into a SETTINGS clause on SELECT-like statements, so
         no extra statement lands in system.query_log; other statements get them with SET."""
         with self.lock:
-            if database and database != self.database:
-                self.conn.query(f"USE {database}")
-                self.database = database
-            settings = settings or {}
-            if not settings:
-                return self.conn.query(sql, fmt)
-            if SELECT_LIKE.match(sql):
-                clause = ", ".join(f"{k} = {quote(v)}" for k, v in settings.items())
-                return self.conn.query(sql.rstrip().rstrip(";") + "\nSETTINGS " + clause, fmt)
-            applied = []
             try:
-                for name, value in settings.items():
-                    self.conn.query(f"SET {name} = {quote(value)}")
-                    applied.append(name)
-                return self.conn.query(sql, fmt)
-            finally:
-                for name in reversed(applied):
+                return self._query(sql, fmt, settings, database)
+            except Exception:
+                # chdb can keep the partial output of a query that failed mid-way (seen with a
+                # clusterAllReplicas whose remote replica is down: the local replica's rows) and
+                # prepend it to the next result; a throwaway query takes it.
+                # Not logged (a test counts system.query_log), unless readonly=1 refuses the setting.
+                for clear in ("SELECT 1 SETTINGS log_queries = 0", "SELECT 1"):
                     try:
-                        self.conn.query(f"SET {name} = DEFAULT")
-                    except Exception:  # noqa: BLE001 - best effort reset
+                        self.conn.query(clear, "TabSeparated")
+                        break
+                    except Exception:  # noqa: BLE001 - only clearing
                         pass
+                raise
+
+    def _query(self, sql, fmt, settings, database):
+        if database and database != self.database:
+            self.conn.query(f"USE {database}")
+            self.database = database
+        settings = settings or {}
+        if not settings:
+            return self.conn.query(sql, fmt)
+        if SELECT_LIKE.match(sql):
+            clause = ", ".join(f"{k} = {quote(v)}" for k, v in settings.items())
+            return self.conn.query(sql.rstrip().rstrip(";") + "\nSETTINGS " + clause, fmt)
+        applied = []
+        try:
+            for name, value in settings.items():
+                self.conn.query(f"SET {name} = {quote(value)}")
+                applied.append(name)
+            return self.conn.query(sql, fmt)
+        finally:
+            for name in reversed(applied):
+                try:
+                    self.conn.query(f"SET {name} = DEFAULT")
+                except Exception:  # noqa: BLE001 - best effort reset
+                    pass
 
     def close(self):
         with self.lock:
-            self.conn.close()
+            for name in ("close", "cleanup"):
+                if hasattr(self.conn, name):
+                    getattr(self.conn, name)()
+                    return
 
     def run_script(self, path):
         with open(path, encoding="utf-8") as f:
@@ -158,9 +210,11 @@ class Handler(BaseHTTPRequestHandler):
             code = CODE.search(text)
             status = 404 if code and code.group(1) in ("60", "81") else 500
             return self.error(status, text, code.group(1) if code else "1001")
+        # Before chdb 3, only result rows are known: read_rows is then a lower bound.
+        storage = hasattr(result, "storage_rows_read")
         summary = {
-            "read_rows": str(result.storage_rows_read()),
-            "read_bytes": str(result.storage_bytes_read()),
+            "read_rows": str(result.storage_rows_read() if storage else result.rows_read()),
+            "read_bytes": str(result.storage_bytes_read() if storage else result.bytes_read()),
             "written_rows": str(result.rows_written() if hasattr(result, "rows_written") else 0),
             "written_bytes": str(result.bytes_written() if hasattr(result, "bytes_written") else 0),
             "total_rows_to_read": "0",
@@ -211,13 +265,41 @@ def main():
     parser.add_argument("--no-query-log", action="store_true", help="run without system.query_log (to test a missing system table)")
     parser.add_argument("--static", action="store_true", help="with --seed demo: do not keep inserting new runs")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--engine", choices=sorted(engines.ENGINES), default=engines.DEFAULT,
+                        help="ClickHouse engine version (its chdb is installed into .venv-engines/VERSION on first use)")
+    parser.add_argument("--readonly", type=int, choices=[1, 2],
+                        help="after the schema and seed, apply readonly=N to every query, as a monitoring profile does: "
+                             "1 refuses any changed setting (code 164), 2 refuses writes only")
+    parser.add_argument("--tls-cert", help="PEM certificate (chain) of an HTTPS listener on --https-port")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--https-port", type=int, help="port of the HTTPS listener (with --tls-cert/--tls-key)")
+    parser.add_argument("--tls-client-ca", help="PEM CA: the HTTPS listener requires a client certificate signed by it")
+    parser.add_argument("--cluster", action="append", default=[], metavar="NAME=HOST:PORT,...",
+                        help="a cluster in remote_servers: one shard with these replicas; localhost:9000 is this "
+                             "engine, any other address must answer ClickHouse's native protocol (a closed port is a node down)")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key) or bool(args.tls_cert) != bool(args.https_port):
+        parser.error("--tls-cert, --tls-key and --https-port go together")
+    clusters = {}
+    for spec in args.cluster:
+        name, _, replicas = spec.partition("=")
+        if not SETTING_NAME.match(name) or not replicas:
+            parser.error(f"--cluster {spec!r}: expected NAME=HOST:PORT[,HOST:PORT...]")
+        clusters[name] = [(r.rsplit(":", 1)[0], int(r.rsplit(":", 1)[1])) for r in replicas.split(",")]
+
+    if args.engine != engines.DEFAULT and not engines.running_in(args.engine):
+        # Each engine version has its own virtualenv: run this server there.
+        exe = engines.python(args.engine)
+        os.execv(exe, [exe, os.path.abspath(__file__), *sys.argv[1:]])
+    global chdb
+    import chdb as chdb_module
+    chdb = chdb_module
 
     data_dir = args.data or tempfile.mkdtemp(prefix="polo-dev-clickhouse-")
     os.makedirs(data_dir, exist_ok=True)
-    engine = Engine(data_dir, query_log=not args.no_query_log)
+    engine = Engine(data_dir, query_log=not args.no_query_log, clusters=clusters)
     engine.run_script(os.path.join(ROOT, "deploy", "clickhouse", "schema.sql"))
-    if not args.no_query_log:
+    if not args.no_query_log and hasattr(chdb, "connect"):
         # ClickHouse creates system.query_log at its first flush; a running server has one.
         engine.query("SYSTEM FLUSH LOGS")
     if args.seed == "demo":
@@ -225,17 +307,44 @@ def main():
         import demo_data
         demo_data.seed(engine, live=not args.static)
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    server.engine = engine
-    server.user = args.user
-    server.password = ""
+    if args.readonly:
+        # As a settings profile with readonly=N: the engine itself then checks every setting
+        # the client sends (the URL settings become a SETTINGS clause) and refuses writes.
+        engine.query(f"SET readonly = {args.readonly}")
+
+    password = ""
     if args.password_file:
         with open(args.password_file, encoding="utf-8") as f:
-            server.password = f.read().rstrip("\r\n")
-    server.verbose = args.verbose
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    print(f"dev-clickhouse: listening on http://{args.host}:{server.server_address[1]} (data {data_dir}, seed {args.seed})", flush=True)
+            password = f.read().rstrip("\r\n")
+
+    def listener(port, tls=None):
+        srv = ThreadingHTTPServer((args.host, port), Handler)
+        if tls:
+            # The handshake happens in the request's thread, on its first read.
+            srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+        srv.daemon_threads = True
+        srv.engine = engine
+        srv.user = args.user
+        srv.password = password
+        srv.verbose = args.verbose
+        return srv
+
+    server = listener(args.port)
+    servers = [server]
+    if args.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.tls_client_ca)
+        https = listener(args.https_port, ctx)
+        servers.append(https)
+        threading.Thread(target=https.serve_forever, daemon=True).start()
+        print(f"dev-clickhouse: HTTPS on https://{args.host}:{args.https_port} ({args.tls_cert})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=lambda: [s.shutdown() for s in servers]).start())
+    print(f"dev-clickhouse: listening on http://{args.host}:{server.server_address[1]} (engine {engine.version}, "
+          f"data {data_dir}, seed {args.seed}{', readonly=' + str(args.readonly) if args.readonly else ''})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

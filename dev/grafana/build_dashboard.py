@@ -83,7 +83,7 @@ def build():
     panels.append(panel(
         "stat", "$collector",
         "One card per collector (repeated by the collector variable). Colour: the health of its worst key, from the "
-        "thresholds the exporter exports (the same as the status page and PoloCollectorStale use): green = healthy (last "
+        "thresholds the exporter exports (the same as the status page and the stale alerts use): green = healthy (last "
         "success within one expected interval), amber = late, red = stale (older than staleness factor × the interval). "
         "Also shown: time since the last run, the latest run's duration and events.",
         [
@@ -245,6 +245,41 @@ def build():
         [target(f'polo_lambda_duration_p95_seconds{{{sel}}}', "{{function}}")],
         12, y, 12, 7, "s",
     )); y += 7
+
+    panels.append(row("Polo's own cost", y)); y += 1
+    panels.append(panel(
+        "stat", "Month to date and forecast",
+        "Cost of the resources tagged polo:purpose=polo-infrastructure (Cost Explorer, source aws_cost, fetched a few "
+        "times a day): month to date, the month-end forecast from the daily run rate, and the configured budget. "
+        "The forecast turns red above the budget (PoloOwnCostOverBudget).",
+        [
+            target(f'sum(polo_own_cost_month_to_date_usd{{{sel}}})', "month to date", True, ref="A"),
+            target(f'sum(polo_own_cost_month_end_forecast_usd{{{sel}}})', "forecast", True, ref="B"),
+            target(f'sum(polo_own_cost_budget_usd{{{sel}}})', "budget", True, ref="C"),
+        ],
+        0, y, 8, 6, "currencyUSD",
+        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"},
+    ))
+    panels.append(panel(
+        "bargauge", "Last complete day by service",
+        "polo_own_cost_last_day_by_service_usd: what each AWS service of Polo's own infrastructure cost on the last complete day.",
+        [target(f'sort_desc(sum by (service) (polo_own_cost_last_day_by_service_usd{{{sel}}}))', "{{service}}", True)],
+        8, y, 10, 6, "currencyUSD",
+        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "orientation": "horizontal", "displayMode": "basic"},
+    ))
+    panels.append(panel(
+        "stat", "Cost data",
+        "polo_own_cost_data_available: 1 if Cost Explorer returned cost for the tag; 0 means the tag is not activated as a "
+        "cost-allocation tag (or nothing is tagged), so no cost is shown rather than a false 0. Also: what the cost source's "
+        "own requests cost (polo_exporter_aws_request_cost_usd_total).",
+        [
+            target(f'min(polo_own_cost_data_available{{{sel}}})', "data available", True, ref="A"),
+            target(f'sum(polo_exporter_aws_request_cost_usd_total{{{sel},source="aws_cost"}})', "requests cost", True, ref="B"),
+        ],
+        18, y, 6, 6, "short", steps("red", (1, "green")),
+        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"},
+        overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"}, "properties": [{"id": "unit", "value": "currencyUSD"}, {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}}]}],
+    )); y += 6
 
     panels.append(row("Exporter", y)); y += 1
     panels.append(panel(

@@ -26,6 +26,9 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+sys.path.insert(0, os.path.join(ROOT, "dev", "clickhouse"))
+import engines  # noqa: E402 - the ClickHouse engine versions of the dev ClickHouse (--engine)
+
 # How each dev backend is started and when it is ready: the only place that says so.
 BACKENDS = {
     "clickhouse": {"script": "dev/clickhouse/server.py", "ready": "/ping", "timeout": 120},
@@ -177,14 +180,17 @@ class Stack:
     def _start_prometheus(self):
         prom_dir = os.path.join(self.workdir, "prometheus")
         os.makedirs(os.path.join(prom_dir, "rules"), exist_ok=True)
-        with open(os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml")) as f:
-            rules = yaml.safe_load(f)
-        for group in rules["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = self.rule_for
-        with open(os.path.join(prom_dir, "rules/polo.rules.yml"), "w") as f:
-            yaml.safe_dump(rules, f, sort_keys=False)
+        for name in sorted(os.listdir(os.path.join(ROOT, "deploy/prometheus/rules"))):
+            if not name.endswith(".rules.yml"):
+                continue
+            with open(os.path.join(ROOT, "deploy/prometheus/rules", name)) as f:
+                rules = yaml.safe_load(f)
+            for group in rules["groups"]:
+                for rule in group["rules"]:
+                    if "for" in rule:
+                        rule["for"] = self.rule_for
+            with open(os.path.join(prom_dir, "rules", name), "w") as f:
+                yaml.safe_dump(rules, f, sort_keys=False)
         with open(os.path.join(ROOT, "deploy/prometheus/prometheus.yml")) as f:
             cfg = yaml.safe_load(f)
         cfg["global"]["scrape_interval"] = self.interval
@@ -262,8 +268,16 @@ def main(argv):
     cmd = sub.add_parser("argv")
     cmd.add_argument("kind", choices=sorted(BACKENDS))
     cmd.add_argument("--port", type=int, required=True)
+    eng = sub.add_parser("engines", help="the ClickHouse engine versions of the matrix, as JSON; --install prepares each")
+    eng.add_argument("--install", action="store_true")
     own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
+    if args.command == "engines":
+        if args.install:
+            for version in engines.ENGINES:
+                engines.python(version)
+        print(json.dumps({"default": engines.DEFAULT, "engines": engines.ENGINES}))
+        return 0
     spec = BACKENDS[args.kind]
     print(json.dumps({"argv": backend_argv(args.kind, args.port, rest), "ready": spec["ready"], "timeout": spec["timeout"]}))
     return 0

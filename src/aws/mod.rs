@@ -18,6 +18,28 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use crate::config::AwsConfig;
 use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
 
+/// One client per region, each counting its requests into the source's context: `make` builds
+/// a client from the region's SDK config and the interceptor to install.
+pub async fn clients<'a, C>(
+    aws: &AwsConfig,
+    regions: impl IntoIterator<Item = &'a String>,
+    attempt_timeout: Duration,
+    ctx: &SourceContext,
+    make: impl Fn(&SdkConfig, CountRequests) -> C,
+) -> std::collections::HashMap<String, C> {
+    let mut clients = std::collections::HashMap::new();
+    for region in regions {
+        let conf = sdk_config(aws, region, attempt_timeout).await;
+        clients.insert(region.clone(), make(&conf, CountRequests(ctx.clone())));
+    }
+    clients
+}
+
+/// An SQS client that counts its requests.
+pub fn sqs_client(conf: &SdkConfig, count: CountRequests) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(conf).interceptor(count).build())
+}
+
 /// Counts every request attempt a client sends (retries included: each is billed) into the
 /// source's [`Usage::AwsRequests`].
 #[derive(Debug)]
@@ -35,6 +57,31 @@ impl Intercept for CountRequests {
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_sqs::error::BoxError> {
         self.0.add(Usage::AwsRequests, 1);
+        Ok(())
+    }
+}
+
+/// Adds the list price of every request attempt a client sends to the source's
+/// [`Usage::AwsRequestCostMicroUsd`] (beside [`CountRequests`], for APIs billed per request).
+#[derive(Debug)]
+pub struct ChargeRequests {
+    pub ctx: SourceContext,
+    /// Price of one request in millionths of a USD (Cost Explorer: 10,000 = $0.01).
+    pub micro_usd: u64,
+}
+
+impl Intercept for ChargeRequests {
+    fn name(&self) -> &'static str {
+        "polo-exporter-charge-requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        self.ctx.add(Usage::AwsRequestCostMicroUsd, self.micro_usd);
         Ok(())
     }
 }

@@ -10,7 +10,7 @@
 
 pub mod bounds;
 pub mod duration;
-mod raw;
+pub(crate) mod raw;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -80,6 +80,8 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub timeout: Duration,
     pub cluster: Option<String>,
+    /// Set for an `https://` URL.
+    pub tls: Option<crate::clickhouse::Tls>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,12 +250,16 @@ impl Validator<'_> {
         if authority.is_empty() {
             return Err(self.invalid("clickhouse.url", "has no host"));
         }
-        if url.starts_with("https://") {
-            return Err(self.invalid(
-                "clickhouse.url",
-                "https is not supported by this build; put a TLS-terminating proxy in front or use http on a private network",
-            ));
-        }
+        let tls = if url.starts_with("https://") {
+            let base = self.path.parent().unwrap_or(Path::new("."));
+            let invalid = |key: &str, message: String| self.invalid(key, message);
+            Some(crate::clickhouse::Tls::from_raw(raw.tls.unwrap_or_default(), base, &invalid)?)
+        } else {
+            if raw.tls.is_some() {
+                return Err(self.invalid("clickhouse.tls", "needs an https:// clickhouse.url"));
+            }
+            None
+        };
         let set = [
             ("password", raw.password.is_some()),
             ("password_file", raw.password_file.is_some()),
@@ -296,6 +302,7 @@ impl Validator<'_> {
             }
         }
         Ok(ClickHouseConfig {
+            tls,
             cluster: raw.cluster,
             url,
             user: raw.user.unwrap_or_else(|| DEFAULT_CLICKHOUSE_USER.to_string()),

@@ -47,7 +47,8 @@ pub struct RawAws {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClickHouse {
-    /// HTTP(S) endpoint, e.g. `http://127.0.0.1:8123`. No credentials in the URL.
+    /// HTTP(S) endpoint, e.g. `http://127.0.0.1:8123` or `https://abc.eu-west-1.aws.clickhouse.cloud:8443`.
+    /// No credentials in the URL.
     pub url: String,
     /// User name; default `default`.
     #[serde(default)]
@@ -70,6 +71,26 @@ pub struct RawClickHouse {
     /// Cluster name: system tables are read from every replica through `clusterAllReplicas`.
     #[serde(default)]
     pub cluster: Option<String>,
+    /// TLS of an `https://` URL; default: the system's CA certificates, full verification.
+    #[serde(default)]
+    pub tls: Option<RawClickHouseTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClickHouseTls {
+    /// PEM file of the CA certificate(s) to trust instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain), for servers that require one; needs `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate (no authentication of the server: tests only). Logged at start.
+    #[serde(default)]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 /// The framework settings every source section has, as written.

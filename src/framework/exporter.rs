@@ -84,7 +84,7 @@ impl Scrape {
                 errors.push([view.name.to_string(), kind.as_str().to_string()], count as f64);
             }
             for (kind, total) in &view.usage {
-                usage.entry(*kind).or_insert_with(|| kind.def().family()).push(source(), *total as f64);
+                usage.entry(*kind).or_insert_with(|| kind.def().family()).push(source(), *total as f64 * kind.scale());
             }
         }
         let build_info = BUILD_INFO.family().with([self.version.to_string(), self.revision.to_string()], 1.0);

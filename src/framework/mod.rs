@@ -113,6 +113,9 @@ pub enum Usage {
     AwsRequests,
     /// Metrics requested from CloudWatch GetMetricData (what CloudWatch bills per 1,000).
     CloudWatchMetricsRequested,
+    /// What the source's AWS requests cost at list price, counted in millionths of a USD and
+    /// exported in USD (Cost Explorer: $0.01 per request).
+    AwsRequestCostMicroUsd,
 }
 
 static CLICKHOUSE_READ_ROWS: Def = Def::counter(
@@ -128,8 +131,23 @@ static CLOUDWATCH_METRICS_REQUESTED: Def = Def::counter(
     &["source"],
 );
 
+static AWS_REQUEST_COST: Def = Def::counter(
+    "polo_exporter_aws_request_cost_usd",
+    "What the source's AWS requests cost at list price, in USD (Cost Explorer: $0.01 per request, retries included).",
+    &["source"],
+);
+
 impl Usage {
-    pub const ALL: [Usage; 3] = [Self::ClickHouseReadRows, Self::AwsRequests, Self::CloudWatchMetricsRequested];
+    pub const ALL: [Usage; 4] =
+        [Self::ClickHouseReadRows, Self::AwsRequests, Self::CloudWatchMetricsRequested, Self::AwsRequestCostMicroUsd];
+
+    /// Factor from the counted integer to the exported value's unit.
+    pub fn scale(self) -> f64 {
+        match self {
+            Self::AwsRequestCostMicroUsd => 1e-6,
+            _ => 1.0,
+        }
+    }
 
     /// The counter family this usage is exported as.
     pub fn def(self) -> &'static Def {
@@ -137,6 +155,7 @@ impl Usage {
             Self::ClickHouseReadRows => &CLICKHOUSE_READ_ROWS,
             Self::AwsRequests => &AWS_REQUESTS,
             Self::CloudWatchMetricsRequested => &CLOUDWATCH_METRICS_REQUESTED,
+            Self::AwsRequestCostMicroUsd => &AWS_REQUEST_COST,
         }
     }
 }
@@ -147,9 +166,21 @@ impl Usage {
 #[derive(Debug, Clone, Default)]
 pub struct SourceContext {
     usage: Arc<[AtomicU64; Usage::ALL.len()]>,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl SourceContext {
+    /// The same counters, for a run that must end by `deadline`.
+    pub fn with_deadline(&self, deadline: tokio::time::Instant) -> Self {
+        Self { usage: Arc::clone(&self.usage), deadline: Some(deadline) }
+    }
+
+    /// When the framework drops the current run, if it said (a source that can answer early,
+    /// e.g. "still loading", returns before it).
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
     pub fn add(&self, usage: Usage, n: u64) {
         self.usage[usage as usize].fetch_add(n, Ordering::Relaxed);
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
@@ -132,7 +132,8 @@ impl SourceRunner {
     async fn run_once(self: Arc<Self>, deadline: Instant, waiting: Arc<AtomicUsize>) {
         let started = Instant::now();
         // A panic in a source is a failed attempt of that source, not a stuck runner.
-        let collect = AssertUnwindSafe(self.source.collect(&self.ctx)).catch_unwind();
+        let ctx = self.ctx.with_deadline(deadline);
+        let collect = AssertUnwindSafe(self.source.collect(&ctx)).catch_unwind();
         let result = match tokio::time::timeout_at(deadline, collect).await {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => Err(SourceError::new(
@@ -156,7 +157,8 @@ impl SourceRunner {
                     tracing::warn!(source = self.name(), kind = err.kind.as_str(), error = %err.chain(), "source partly failed");
                 }
                 state.last_ok = Some(true);
-                state.last_good = Some(Good { output: Arc::new(output), at: Instant::now(), at_unix: unix_now() });
+                state.last_good =
+                    Some(Good { output: Arc::new(output), at: Instant::now(), at_unix: crate::clock::unix_seconds() });
                 tracing::debug!(source = self.name(), duration_seconds = elapsed.as_secs_f64(), "source collected");
             }
             Err(err) => {
@@ -189,10 +191,6 @@ impl SourceRunner {
             output,
         }
     }
-}
-
-pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 #[cfg(test)]

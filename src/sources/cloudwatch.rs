@@ -174,18 +174,12 @@ impl SourceKind for CloudWatch {
 impl CloudWatch {
     /// One CloudWatch client per region it reads (the queues' and the functions'), made at first use.
     async fn clients(&self, ctx: &SourceContext) -> &HashMap<String, Client> {
+        let regions: BTreeSet<&String> = self.cfg.regions.iter().chain([&self.cfg.region]).collect();
         self.clients
-            .get_or_init(|| async {
-                let regions: BTreeSet<&String> = self.cfg.regions.iter().chain([&self.cfg.region]).collect();
-                let mut clients = HashMap::new();
-                for region in regions {
-                    let conf = crate::aws::sdk_config(&self.cfg.aws, region, self.timeout).await;
-                    let conf = aws_sdk_cloudwatch::config::Builder::from(&conf)
-                        .interceptor(crate::aws::CountRequests(ctx.clone()))
-                        .build();
-                    clients.insert(region.clone(), Client::from_conf(conf));
-                }
-                clients
+            .get_or_init(|| {
+                crate::aws::clients(&self.cfg.aws, regions, self.timeout, ctx, |conf, count| {
+                    Client::from_conf(aws_sdk_cloudwatch::config::Builder::from(conf).interceptor(count).build())
+                })
             })
             .await
     }
@@ -197,16 +191,8 @@ impl CloudWatch {
         }
         let clients = self
             .sqs
-            .get_or_init(|| async {
-                let mut clients = HashMap::new();
-                for region in &self.cfg.regions {
-                    let conf = crate::aws::sdk_config(&self.cfg.aws, region, self.timeout).await;
-                    let conf = aws_sdk_sqs::config::Builder::from(&conf)
-                        .interceptor(crate::aws::CountRequests(ctx.clone()))
-                        .build();
-                    clients.insert(region.clone(), aws_sdk_sqs::Client::from_conf(conf));
-                }
-                clients
+            .get_or_init(|| {
+                crate::aws::clients(&self.cfg.aws, &self.cfg.regions, self.timeout, ctx, crate::aws::sqs_client)
             })
             .await;
         let mut resolved = queues::resolve(clients, &self.cfg.regions, &self.cfg.queues).await;

@@ -3,6 +3,7 @@
 //! [`SourceKind`]. The table at the end of this file registers each with one line.
 
 pub mod accounts;
+pub mod aws_cost;
 pub mod clickhouse_system;
 pub mod cloudwatch;
 pub mod collector_runs;
@@ -108,4 +109,5 @@ sources! {
     clickhouse_system: clickhouse_system::ClickHouseSystem,
     sqs: sqs::Sqs,
     cloudwatch: cloudwatch::CloudWatch,
+    aws_cost: aws_cost::AwsCost,
 }

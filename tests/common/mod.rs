@@ -123,6 +123,12 @@ fn answers(port: u16, path: &str) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", path, &[], "").status == 200
 }
 
+/// The ClickHouse engine version the dev ClickHouse runs (`POLO_TEST_CLICKHOUSE_ENGINE`, one of
+/// `stack.py engines`); None: the default, the newest.
+pub fn engine() -> Option<String> {
+    std::env::var("POLO_TEST_CLICKHOUSE_ENGINE").ok().filter(|v| !v.is_empty())
+}
+
 /// The dev ClickHouse (real ClickHouse engine through chdb), stopped on drop.
 pub struct DevClickHouse {
     pub port: u16,
@@ -154,6 +160,10 @@ impl DevClickHouse {
         let port = free_port();
         let mut args: Vec<String> = seed_args.iter().map(|a| a.to_string()).collect();
         args.extend(["--data".to_string(), dir.path().join("data").display().to_string()]);
+        // The version matrix: scripts/test reruns the engine-level tests with each version.
+        if let Some(engine) = engine() {
+            args.extend(["--engine".to_string(), engine]);
+        }
         if let Some(pw) = password {
             let file = dir.path().join("pw");
             std::fs::write(&file, pw).unwrap();

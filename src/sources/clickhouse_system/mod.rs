@@ -14,7 +14,7 @@ use crate::config::duration::PromDuration;
 use crate::config::{is_identifier, ClickHouseConfig, ConfigError, Shared, SourceSettings, Validator};
 use crate::framework::{Source, SourceContext, SourceError, SourceOutput, Usage};
 use crate::status::StatusSection;
-use model::{QueryStats, Snapshot};
+use model::{NowRow, QueryStats, Snapshot};
 use sql::Sql;
 
 /// Default of `databases`.
@@ -69,7 +69,8 @@ pub struct ClickHouseSystem {
 /// Query statistics so far, and where the next query-log window starts.
 struct QueryLogState {
     stats: QueryStats,
-    next_from_us: i64,
+    /// None until the first scrape has read the server's clock.
+    next_from_us: Option<i64>,
 }
 
 impl SourceKind for ClickHouseSystem {
@@ -132,14 +133,12 @@ impl SourceKind for ClickHouseSystem {
 
     fn build(config: &ClickHouseSystemConfig, settings: &SourceSettings) -> Arc<dyn Source> {
         let sql = Sql::new(config.clickhouse.cluster.as_deref(), &config.databases, config.max_rows);
-        // Counting starts with the queries that finish from now on.
-        let next_from_us = crate::clock::unix_us() - config.query_log_delay.as_micros() as i64;
         Arc::new(Self {
             ch: ClickHouse::new(&config.clickhouse, Self::NAME, settings.timeout),
             sql,
             state: Mutex::new(QueryLogState {
                 stats: QueryStats::new(config.query_duration_buckets.clone()),
-                next_from_us,
+                next_from_us: None,
             }),
             cfg: config.clone(),
         })
@@ -157,24 +156,41 @@ impl Source for ClickHouseSystem {
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
+        let ch = &self.ch;
+        // The server's clock cuts the query-log windows. This first query also tells whether
+        // the server answers at all: if not, the source is down with that error.
+        let now_us = ch.fetch_all::<NowRow>(ctx, "server time (now64)", ch.query(&self.sql.server_now())).await?;
+        let now_us = now_us.first().map(|r| r.now_us).ok_or_else(|| {
+            SourceError::new(crate::framework::ErrorKind::Decode, "query server time (now64) returned no row")
+        })?;
         // Only queries that finished at least `query_log_delay` ago are read: by then the log
         // has been flushed, so each query falls into exactly one window.
-        let to_us = crate::clock::unix_us() - self.cfg.query_log_delay.as_micros() as i64;
+        let to_us = now_us - self.cfg.query_log_delay.as_micros() as i64;
         let from_us = {
-            let state = self.state.lock().expect("query log state poisoned");
-            state.next_from_us.max(to_us - self.cfg.query_log_max_catchup.as_micros() as i64)
+            let mut state = self.state.lock().expect("query log state poisoned");
+            // Counting starts with the queries that finish from the first scrape on.
+            let next = *state.next_from_us.get_or_insert(to_us);
+            next.max(to_us - self.cfg.query_log_max_catchup.as_micros() as i64)
         };
-        let read_log = self.cfg.query_log && to_us > from_us;
-        let ch = &self.ch;
+        // Also on the first scrape, with an empty window: a missing table or grant shows at once.
+        let read_log = self.cfg.query_log && to_us >= from_us;
         let query_log = async {
             if read_log {
                 let q = ch.query(&self.sql.query_log(from_us, to_us, &self.cfg.query_duration_buckets));
-                ch.fetch_all(ctx, "system.query_log", q).await
+                Some(ch.fetch_all(ctx, "system.query_log", q).await)
             } else {
-                Ok(Vec::new())
+                None
             }
         };
-        let (disks, processes, parts, replicas, mutations, versions, log_rows) = tokio::try_join!(
+        let cluster = async {
+            match self.sql.cluster_replicas() {
+                Some(sql) => Some(ch.fetch_all(ctx, "system.clusters", ch.query(&sql)).await),
+                None => None,
+            }
+        };
+        // Each table on its own: one failing query (a missing grant, a missing table) leaves the
+        // others reported; its error is a partial error of the source.
+        let (disks, processes, parts, replicas, mutations, versions, log_rows, cluster) = tokio::join!(
             ch.fetch_all(ctx, "system.disks", ch.query(&self.sql.disks())),
             ch.fetch_all(ctx, "system.processes", ch.query(&self.sql.processes())),
             ch.fetch_all(ctx, "system.parts", ch.query(&self.sql.parts())),
@@ -182,17 +198,49 @@ impl Source for ClickHouseSystem {
             ch.fetch_all(ctx, "system.mutations", ch.query(&self.sql.mutations())),
             ch.fetch_all(ctx, "system.build_options", ch.query(&self.sql.version())),
             query_log,
-        )?;
-        let snapshot = Snapshot { disks, processes, parts, replicas, mutations, versions };
+            cluster,
+        );
+        let mut errors = Vec::new();
+        let mut tables_up = Vec::new();
+        let mut seen = |table: &'static str, ok: bool| tables_up.push((table, ok));
+        let disks = take("disks", disks, &mut seen, &mut errors);
+        let processes = take("processes", processes, &mut seen, &mut errors);
+        let parts = take("parts", parts, &mut seen, &mut errors);
+        let replicas = take("replicas", replicas, &mut seen, &mut errors);
+        let mutations = take("mutations", mutations, &mut seen, &mut errors);
+        let versions = take("build_options", versions, &mut seen, &mut errors);
+        let log_rows = log_rows.map(|r| take("query_log", r, &mut seen, &mut errors));
+        let cluster = cluster.and_then(|r| r.map_err(|e| errors.push(e)).ok());
+        if tables_up.iter().all(|(_, up)| !up) {
+            // Nothing could be read: the source is down, with the first error.
+            return Err(errors.remove(0));
+        }
+        let snapshot = Snapshot { disks, processes, parts, replicas, mutations, versions, cluster, tables_up };
         let mut state = self.state.lock().expect("query log state poisoned");
-        if read_log {
-            state.stats.apply(&log_rows, to_us);
-            state.next_from_us = to_us;
+        if let Some(rows) = &log_rows {
+            if snapshot.tables_up.contains(&("query_log", true)) {
+                state.stats.apply(rows, to_us);
+                state.next_from_us = Some(to_us);
+            }
         }
         Ok(SourceOutput {
             families: model::families(&snapshot, &state.stats),
             status: Some(StatusSection::ClickHouse(model::status(&snapshot, &state.stats))),
-            ..SourceOutput::default()
+            partial_errors: errors,
         })
     }
+}
+
+/// The rows of one table's query, or none with its error kept for the source's partial errors.
+fn take<T>(
+    table: &'static str,
+    result: Result<Vec<T>, SourceError>,
+    seen: &mut impl FnMut(&'static str, bool),
+    errors: &mut Vec<SourceError>,
+) -> Vec<T> {
+    seen(table, result.is_ok());
+    result.unwrap_or_else(|e| {
+        errors.push(e);
+        Vec::new()
+    })
 }

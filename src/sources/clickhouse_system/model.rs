@@ -13,6 +13,8 @@ use crate::metrics::{Def, MetricFamily};
 pub struct DiskRow {
     pub replica: String,
     pub disk: String,
+    /// `system.disks.type`: `Local`, `ObjectStorage`, `s3`, ... depending on the version.
+    pub disk_type: String,
     pub free: u64,
     pub total: u64,
     pub unreserved: u64,
@@ -71,8 +73,36 @@ pub struct MutationRow {
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct VersionRow {
     pub replica: String,
+    /// clusterAllReplicas' number of the replica (`_shard_num`), 1 on a single node.
+    pub replica_index: u32,
     pub version: String,
 }
+
+/// One replica of the configured cluster, as `system.clusters` lists it.
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct ClusterReplicaRow {
+    pub shard_num: u32,
+    pub replica_num: u32,
+    pub host_name: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Row, Deserialize, PartialEq)]
+pub struct NowRow {
+    pub now_us: i64,
+}
+
+/// What `system.disks` reports for a space it cannot tell (object storage, ClickHouse Cloud).
+pub const UNKNOWN_SPACE: u64 = u64::MAX;
+
+/// A disk space, None where the disk cannot tell: the sentinel is never used as a value.
+pub fn known_space(bytes: u64) -> Option<u64> {
+    (bytes != UNKNOWN_SPACE).then_some(bytes)
+}
+
+/// The system tables the source reads, one query each; a query that fails leaves the others'
+/// families in place and sets `polo_clickhouse_system_table_up{table}` to 0.
+pub const TABLES: [&str; 7] = ["disks", "processes", "parts", "replicas", "mutations", "build_options", "query_log"];
 
 /// The point-in-time system tables of one scrape.
 #[derive(Debug, Default, Clone)]
@@ -83,6 +113,10 @@ pub struct Snapshot {
     pub replicas: Vec<ReplicaRow>,
     pub mutations: Vec<MutationRow>,
     pub versions: Vec<VersionRow>,
+    /// In cluster mode, the replicas `system.clusters` lists (None: single node, or not read).
+    pub cluster: Option<Vec<ClusterReplicaRow>>,
+    /// Per table of [`TABLES`] read this scrape: whether its query succeeded.
+    pub tables_up: Vec<(&'static str, bool)>,
 }
 
 /// One histogram series: per-bucket (not cumulative) counts, the last being +Inf.
@@ -181,19 +215,24 @@ pub fn quantile(bounds: &[f64], buckets: &[u64], q: f64) -> Option<f64> {
     bounds.last().copied()
 }
 
+pub static DISK_INFO: Def = Def::gauge(
+    "polo_clickhouse_disk_info",
+    "Always 1, per disk; space_known is false for disks that cannot report their space (object storage, ClickHouse Cloud), which then have no free/total/unreserved series.",
+    &["replica", "disk", "type", "space_known"],
+);
 pub static DISK_FREE: Def = Def::gauge(
     "polo_clickhouse_disk_free_bytes",
-    "Free space on the disk (system.disks free_space).",
+    "Free space on the disk (system.disks free_space); absent for disks that cannot tell.",
     &["replica", "disk"],
 );
 pub static DISK_TOTAL: Def = Def::gauge(
     "polo_clickhouse_disk_total_bytes",
-    "Size of the disk (system.disks total_space).",
+    "Size of the disk (system.disks total_space); absent for disks that cannot tell.",
     &["replica", "disk"],
 );
 pub static DISK_UNRESERVED: Def = Def::gauge(
     "polo_clickhouse_disk_unreserved_bytes",
-    "Free space not reserved by merges and fetches (system.disks unreserved_space).",
+    "Free space not reserved by merges and fetches (system.disks unreserved_space); absent for disks that cannot tell.",
     &["replica", "disk"],
 );
 pub static DISK_KEEP_FREE: Def = Def::gauge(
@@ -258,6 +297,21 @@ pub static OLDEST_MUTATION: Def = Def::gauge(
     "create_time of the oldest mutation of the table not done yet (system.mutations).",
     TABLE,
 );
+pub static CLUSTER_REPLICAS: Def = Def::gauge(
+    "polo_clickhouse_cluster_replicas",
+    "Cluster mode: replicas of clickhouse.cluster in system.clusters (state=expected) and those that answered this scrape's queries (state=answering).",
+    &["state"],
+);
+pub static CLUSTER_REPLICA_UP: Def = Def::gauge(
+    "polo_clickhouse_cluster_replica_up",
+    "Cluster mode: 1 if the replica (host:port as in system.clusters) answered this scrape's queries, 0 if it was skipped as unavailable.",
+    &["shard", "address"],
+);
+pub static SYSTEM_TABLE_UP: Def = Def::gauge(
+    "polo_clickhouse_system_table_up",
+    "1 if this scrape's query of the system table succeeded; on 0 its families are absent and the error is in the log and polo_exporter_source_errors_total.",
+    &["table"],
+);
 pub static BUILD_INFO: Def = Def::gauge(
     "polo_clickhouse_build_info",
     "Always 1; the version label is the ClickHouse server's version.",
@@ -267,6 +321,7 @@ pub static BUILD_INFO: Def = Def::gauge(
 /// Every family of the source, from one scrape's snapshot and the accumulated query statistics.
 pub fn families(snapshot: &Snapshot, stats: &QueryStats) -> Vec<MetricFamily> {
     let mut out = disk_families(&snapshot.disks);
+    out.extend(cluster_families(snapshot));
     out.extend(query_families(stats));
     out.extend(process_families(&snapshot.processes));
     out.extend(table_families(snapshot));
@@ -279,18 +334,50 @@ pub fn families(snapshot: &Snapshot, stats: &QueryStats) -> Vec<MetricFamily> {
 }
 
 fn disk_families(disks: &[DiskRow]) -> Vec<MetricFamily> {
+    let mut info = DISK_INFO.family();
     let mut free = DISK_FREE.family();
     let mut total = DISK_TOTAL.family();
     let mut unreserved = DISK_UNRESERVED.family();
     let mut keep_free = DISK_KEEP_FREE.family();
     for d in disks {
         let labels = || [d.replica.clone(), d.disk.clone()];
-        free.push(labels(), d.free as f64);
-        total.push(labels(), d.total as f64);
-        unreserved.push(labels(), d.unreserved as f64);
-        keep_free.push(labels(), d.keep_free as f64);
+        // A disk that cannot tell one of free/total cannot give a used ratio either: no space series.
+        let space = known_space(d.free).zip(known_space(d.total));
+        let known = if space.is_some() { "true" } else { "false" };
+        info.push([d.replica.clone(), d.disk.clone(), d.disk_type.clone(), known.to_string()], 1.0);
+        if let Some((f, t)) = space {
+            free.push(labels(), f as f64);
+            total.push(labels(), t as f64);
+            if let Some(u) = known_space(d.unreserved) {
+                unreserved.push(labels(), u as f64);
+            }
+        }
+        if let Some(k) = known_space(d.keep_free) {
+            keep_free.push(labels(), k as f64);
+        }
     }
-    vec![free, total, unreserved, keep_free]
+    vec![info, free, total, unreserved, keep_free]
+}
+
+/// Expected replicas against those that answered, and which tables could be read.
+fn cluster_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
+    let mut tables = SYSTEM_TABLE_UP.family();
+    for (table, up) in &snapshot.tables_up {
+        tables.push([table.to_string()], f64::from(u8::from(*up)));
+    }
+    let Some(expected) = &snapshot.cluster else { return vec![tables] };
+    let answered: BTreeSet<u32> = snapshot.versions.iter().map(|v| v.replica_index).collect();
+    let mut count = CLUSTER_REPLICAS.family();
+    let mut up = CLUSTER_REPLICA_UP.family();
+    let mut answering = 0;
+    for (i, r) in expected.iter().enumerate() {
+        let ok = answered.contains(&(i as u32 + 1));
+        answering += usize::from(ok);
+        up.push([r.shard_num.to_string(), format!("{}:{}", r.host_name, r.port)], f64::from(u8::from(ok)));
+    }
+    count.push(["expected".to_string()], expected.len() as f64);
+    count.push(["answering".to_string()], answering as f64);
+    vec![tables, count, up]
 }
 
 fn query_families(stats: &QueryStats) -> Vec<MetricFamily> {
@@ -353,10 +440,13 @@ fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     vec![bytes, rows, parts, max_parts, readonly, delay, queue, pending, oldest]
 }
 
-/// The status document's `clickhouse` section: the spec's `disk_used_gb` and `query_p95_ms`, and more.
+/// The status document's `clickhouse` section: `disk_used_gb` and `query_p95_ms` as Polo's status page shows them, and more.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ClickHouseStatus {
-    pub disk_used_gb: f64,
+    /// Used space of the disks that report it; null when none does (object storage only).
+    pub disk_used_gb: Option<f64>,
+    /// Disks that cannot report their space (`replica/disk`), left out of `disk_used_gb` and the ratio.
+    pub disks_space_unknown: Vec<String>,
     pub disk_used_ratio_max: Option<f64>,
     pub query_p50_ms: Option<f64>,
     pub query_p95_ms: Option<f64>,
@@ -372,16 +462,25 @@ pub struct ReplicaVersion {
 }
 
 pub fn status(snapshot: &Snapshot, stats: &QueryStats) -> ClickHouseStatus {
-    let used: u64 = snapshot.disks.iter().map(|d| d.total.saturating_sub(d.free)).sum();
-    let max_ratio = snapshot
+    let known: Vec<(u64, u64)> =
+        snapshot.disks.iter().filter_map(|d| known_space(d.free).zip(known_space(d.total))).collect();
+    let unknown = snapshot
         .disks
         .iter()
-        .filter(|d| d.total > 0)
-        .map(|d| d.total.saturating_sub(d.free) as f64 / d.total as f64)
+        .filter(|d| known_space(d.free).zip(known_space(d.total)).is_none())
+        .map(|d| format!("{}/{}", d.replica, d.disk))
+        .collect();
+    let used: Option<u64> =
+        (!known.is_empty()).then(|| known.iter().map(|(free, total)| total.saturating_sub(*free)).sum());
+    let max_ratio = known
+        .iter()
+        .filter(|(_, total)| *total > 0)
+        .map(|(free, total)| total.saturating_sub(*free) as f64 / *total as f64)
         .fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))));
     let ms = |q: f64| stats.recent_quantile(q).map(|s| (s * 1000.0).round());
     ClickHouseStatus {
-        disk_used_gb: (used as f64 / 1e9 * 10.0).round() / 10.0,
+        disk_used_gb: used.map(|used| (used as f64 / 1e9 * 10.0).round() / 10.0),
+        disks_space_unknown: unknown,
         disk_used_ratio_max: max_ratio.map(|r| (r * 1000.0).round() / 1000.0),
         query_p50_ms: ms(0.5),
         query_p95_ms: ms(0.95),

@@ -27,13 +27,42 @@ impl Sql {
         }
     }
 
+    /// Ends a statement: `LIMIT`, and in cluster mode `skip_unavailable_shards = 1` so that a
+    /// replica that does not answer (clusterAllReplicas makes each replica a shard) leaves the
+    /// others reported instead of failing the query (code 279 ALL_CONNECTION_TRIES_FAILED).
+    fn end(&self) -> String {
+        match &self.cluster {
+            None => format!("LIMIT {}", self.limit),
+            Some(_) => format!("LIMIT {} SETTINGS skip_unavailable_shards = 1", self.limit),
+        }
+    }
+
+    /// The server's clock (microseconds since the epoch): query-log windows are cut on it, not
+    /// on the exporter's, so a skewed exporter clock neither drops nor double-counts queries.
+    pub fn server_now(&self) -> String {
+        "SELECT toInt64(toUnixTimestamp64Micro(now64(6))) AS now_us".to_string()
+    }
+
+    /// The replicas the cluster has (system.clusters of the node answering), in the order
+    /// clusterAllReplicas numbers them (`_shard_num`): by shard, then replica. None without a cluster.
+    pub fn cluster_replicas(&self) -> Option<String> {
+        self.cluster.as_ref().map(|cluster| {
+            format!(
+                "SELECT toUInt32(shard_num) AS shard_num, toUInt32(replica_num) AS replica_num, host_name, \
+                 toUInt16(port) AS port FROM system.clusters WHERE cluster = '{cluster}' \
+                 ORDER BY shard_num, replica_num LIMIT {}",
+                self.limit
+            )
+        })
+    }
+
     pub fn disks(&self) -> String {
         format!(
-            "SELECT hostName() AS replica, name AS disk, toUInt64(free_space) AS free, toUInt64(total_space) AS total, \
+            "SELECT hostName() AS replica, name AS disk, toString(type) AS disk_type, toUInt64(free_space) AS free, toUInt64(total_space) AS total, \
              toUInt64(unreserved_space) AS unreserved, toUInt64(keep_free_space) AS keep_free \
-             FROM {} ORDER BY replica, disk LIMIT {}",
+             FROM {} ORDER BY replica, disk {}",
             self.table("disks"),
-            self.limit
+            self.end()
         )
     }
 
@@ -61,9 +90,9 @@ impl Sql {
                AND is_initial_query \
                AND NOT startsWith(log_comment, '{LOG_COMMENT_PREFIX}') \
              GROUP BY replica, query_kind, exception_code \
-             LIMIT {}",
+             {}",
             self.table("query_log"),
-            self.limit
+            self.end()
         )
     }
 
@@ -73,9 +102,9 @@ impl Sql {
             "SELECT hostName() AS replica, \
              countIf(is_initial_query AND NOT startsWith(Settings['log_comment'], '{LOG_COMMENT_PREFIX}')) AS active, \
              maxIf(elapsed, is_initial_query AND NOT startsWith(Settings['log_comment'], '{LOG_COMMENT_PREFIX}')) AS longest_seconds \
-             FROM {} GROUP BY replica LIMIT {}",
+             FROM {} GROUP BY replica {}",
             self.table("processes"),
-            self.limit
+            self.end()
         )
     }
 
@@ -87,10 +116,10 @@ impl Sql {
                    sum(rows) AS part_rows, count() AS parts \
                    FROM {} WHERE active AND database IN ({}) \
                    GROUP BY replica, database, table, partition_id) \
-             GROUP BY replica, database, table ORDER BY replica, database, table LIMIT {}",
+             GROUP BY replica, database, table ORDER BY replica, database, table {}",
             self.table("parts"),
             self.databases,
-            self.limit
+            self.end()
         )
     }
 
@@ -98,10 +127,10 @@ impl Sql {
         format!(
             "SELECT hostName() AS replica, database, table, toUInt8(is_readonly) AS readonly, \
              toUInt64(absolute_delay) AS absolute_delay, toUInt64(queue_size) AS queue_size \
-             FROM {} WHERE database IN ({}) ORDER BY replica, database, table LIMIT {}",
+             FROM {} WHERE database IN ({}) ORDER BY replica, database, table {}",
             self.table("replicas"),
             self.databases,
-            self.limit
+            self.end()
         )
     }
 
@@ -110,19 +139,22 @@ impl Sql {
             "SELECT hostName() AS replica, database, table, count() AS pending, \
              toInt64(toUnixTimestamp(min(create_time))) AS oldest_created \
              FROM {} WHERE NOT is_done AND database IN ({}) \
-             GROUP BY replica, database, table ORDER BY replica, database, table LIMIT {}",
+             GROUP BY replica, database, table ORDER BY replica, database, table {}",
             self.table("mutations"),
             self.databases,
-            self.limit
+            self.end()
         )
     }
 
-    /// The version from a table column, so that in cluster mode each node reports its own.
+    /// The version from a table column, so that in cluster mode each node reports its own, with
+    /// the number clusterAllReplicas gave the replica (`_shard_num`; 1 on a single node).
     pub fn version(&self) -> String {
+        let index = if self.cluster.is_some() { "toUInt32(_shard_num)" } else { "toUInt32(1)" };
         format!(
-            "SELECT hostName() AS replica, value AS version FROM {} WHERE name = 'VERSION_DESCRIBE' LIMIT {}",
+            "SELECT hostName() AS replica, {index} AS replica_index, value AS version FROM {} \
+             WHERE name = 'VERSION_DESCRIBE' {}",
             self.table("build_options"),
-            self.limit
+            self.end()
         )
     }
 }
@@ -143,6 +175,7 @@ mod tests {
         {
             assert!(q.contains("FROM system.") && !q.contains("clusterAllReplicas"), "{q}");
             assert!(q.contains("hostName() AS replica") && q.contains("LIMIT 100"), "{q}");
+            assert!(!q.contains("SETTINGS"), "a readonly=1 profile refuses any SETTINGS clause: {q}");
         }
         assert!(s.parts().contains("database IN ('polo', 'other')"));
     }
@@ -160,8 +193,15 @@ mod tests {
             (s.query_log(0, 1, &[0.1]), "query_log"),
         ] {
             assert!(q.contains(&format!("FROM clusterAllReplicas('polo_cluster', system.{table})")), "{q}");
-            assert!(q.contains("GROUP BY replica") || !q.contains("GROUP BY"), "{q}");
+            // One replica down must not fail the statement: it is skipped, the others answer.
+            assert!(q.ends_with("LIMIT 100 SETTINGS skip_unavailable_shards = 1"), "{q}");
         }
+        assert!(s.version().contains("toUInt32(_shard_num) AS replica_index"));
+        let clusters = s.cluster_replicas().unwrap();
+        assert!(clusters.contains("FROM system.clusters WHERE cluster = 'polo_cluster'"), "{clusters}");
+        assert!(clusters.contains("ORDER BY shard_num, replica_num"), "{clusters}");
+        assert!(!clusters.contains("clusterAllReplicas"), "{clusters}");
+        assert!(sql(None).cluster_replicas().is_none());
     }
 
     #[test]

@@ -10,16 +10,21 @@ use crate::config::{ClickHouseConfig, ConfigError, Shared, Validator};
 
 /// Default of `default_expected_interval`.
 pub const DEFAULT_EXPECTED_INTERVAL: Duration = Duration::from_secs(3600);
-/// Default of `staleness_factor`: the spec's "no success in 2× expected interval".
+/// Default of `staleness_factor`: Polo's alert table pages on "no success in 2× expected interval".
 pub const DEFAULT_STALENESS_FACTOR: f64 = 2.0;
 /// Default `within` of a dependency.
 pub const DEFAULT_DEPENDENCY_WITHIN: Duration = Duration::from_secs(20 * 60);
-/// Default of `late_arrival_window`.
-pub const DEFAULT_LATE_ARRIVAL_WINDOW: Duration = Duration::from_secs(3600);
+/// Default of `late_arrival_window`: a Lambda runs at most 15 minutes, plus 5 minutes for its row
+/// to be written.
+pub const DEFAULT_LATE_ARRIVAL_WINDOW: Duration = Duration::from_secs(20 * 60);
 /// Default of `forget_after`: the table's TTL.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(90 * 86_400);
-/// Default of `max_window_rows`.
+/// Default of `max_window_rows` (accepted for old configs; no longer bounds anything).
 pub const DEFAULT_MAX_WINDOW_ROWS: u64 = 200_000;
+/// Default of `per_key_series`.
+pub const DEFAULT_PER_KEY_SERIES: PerKeySeries = PerKeySeries::All;
+/// Default of `per_key_series_max_keys`: about 9 series per key, so at most ~9,000 per-key series.
+pub const DEFAULT_PER_KEY_SERIES_MAX_KEYS: u64 = 1_000;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -38,9 +43,26 @@ crate::source_section! {
         pub late_arrival_window: Option<PromDuration>,
         /// Stop exporting a key whose latest run completed longer ago than this; default 90d (the table TTL).
         pub forget_after: Option<PromDuration>,
-        /// Upper bound on rows read per scrape from the late-arrival window; default 200000.
+        /// Deprecated: the window is aggregated on the server, so no run count bounds it.
         pub max_window_rows: Option<u64>,
+        /// Which keys get per-key series: all, unhealthy or none; default all (up to the bound below).
+        pub per_key_series: Option<PerKeySeries>,
+        /// At most this many keys get per-key series, the least healthy first; default 1000.
+        pub per_key_series_max_keys: Option<u64>,
     }
+}
+
+/// Which keys (collector, account, region) get the per-key families. The per-collector rollups
+/// always cover every key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PerKeySeries {
+    /// Every key, up to `per_key_series_max_keys` (the least healthy first).
+    All,
+    /// Keys that are late, stale, or whose latest run did not succeed, up to the bound.
+    Unhealthy,
+    /// No per-key series; the rollups only.
+    None,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,7 +90,8 @@ pub struct CollectorsConfig {
     pub dependencies: BTreeMap<String, Dependency>,
     pub late_arrival_window: Duration,
     pub forget_after: Duration,
-    pub max_window_rows: u64,
+    pub per_key_series: PerKeySeries,
+    pub per_key_series_max_keys: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +167,16 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
     if !(1..=10_000_000).contains(&max_window_rows) {
         return Err(v.invalid(&key("max_window_rows"), "must be between 1 and 10000000"));
     }
+    if raw.max_window_rows.is_some() {
+        tracing::warn!(
+            key = "sources.collector_runs.max_window_rows",
+            "deprecated and ignored: the late-arrival window is aggregated per key on the server"
+        );
+    }
+    let per_key_series_max_keys = raw.per_key_series_max_keys.unwrap_or(DEFAULT_PER_KEY_SERIES_MAX_KEYS);
+    if per_key_series_max_keys > 10_000_000 {
+        return Err(v.invalid(&key("per_key_series_max_keys"), "must be at most 10000000"));
+    }
     Ok(CollectorRunsConfig {
         clickhouse: shared.clickhouse(v, "collector_runs")?,
         collectors: CollectorsConfig {
@@ -153,7 +186,8 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
             dependencies,
             late_arrival_window,
             forget_after,
-            max_window_rows,
+            per_key_series: raw.per_key_series.unwrap_or(DEFAULT_PER_KEY_SERIES),
+            per_key_series_max_keys,
         },
     })
 }

@@ -1,9 +1,10 @@
 //! The families of `collector_runs`, declared once, and the pure mapping from the per-key view.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::config::CollectorsConfig;
-use super::health::{CollectorStatus, CollectorSummary, Thresholds};
+use super::config::{CollectorsConfig, PerKeySeries};
+use super::health::{CollectorStatus, CollectorSummary, Health, Thresholds};
 use super::model::{single_line, Key, KeyState, ERROR_LABEL_MAX_CHARS, KNOWN_STATUSES};
 use crate::metrics::{Def, MetricFamily};
 
@@ -55,7 +56,7 @@ pub static LATE_THRESHOLD: Def = Def::gauge(
 );
 pub static STALE_THRESHOLD: Def = Def::gauge(
     "polo_collector_stale_threshold_seconds",
-    "A key of the collector is stale (red, PoloCollectorStale) once its last success is older than this: staleness_factor times the expected interval.",
+    "A key of the collector is stale (red) once its last success is older than this: staleness_factor times the expected interval (PoloCollectorStale when every key is, PoloCollectorKeysStale when some are).",
     COLLECTOR,
 );
 pub static RUNS: Def = Def::counter(
@@ -67,6 +68,51 @@ pub static DEPENDENCIES_READY: Def = Def::gauge(
     "polo_collector_dependencies_ready",
     "1 if every collector this one depends on has a succeeded run within the configured window, else 0.",
     COLLECTOR,
+);
+pub static KEYS_BY_HEALTH: Def = Def::gauge(
+    "polo_collector_keys",
+    "Keys (account, region) of the collector by health: healthy (last success within the late threshold), late, stale (past the stale threshold, PoloCollectorStale). Every key, whatever per_key_series says.",
+    &["collector", "health"],
+);
+pub static KEYS_BY_LAST_STATUS: Def = Def::gauge(
+    "polo_collector_keys_last_run_status",
+    "Keys of the collector whose latest run has this status; the known statuses are always present.",
+    &["collector", "status"],
+);
+pub static MAX_CONSECUTIVE_FAILURES: Def = Def::gauge(
+    "polo_collector_max_consecutive_failures",
+    "The longest current streak of failed runs among the collector's keys.",
+    COLLECTOR,
+);
+pub static OLDEST_SUCCESS: Def = Def::gauge(
+    "polo_collector_oldest_success_timestamp_seconds",
+    "The oldest last success among the collector's keys (its worst key); 0 if a key has runs but never succeeded.",
+    COLLECTOR,
+);
+pub static LATEST_RUN: Def = Def::gauge(
+    "polo_collector_latest_run_timestamp_seconds",
+    "completed_at of the collector's latest run, any account and region.",
+    COLLECTOR,
+);
+pub static LATEST_SUCCESS: Def = Def::gauge(
+    "polo_collector_latest_success_timestamp_seconds",
+    "completed_at of the collector's latest succeeded run, any account and region; 0 if none.",
+    COLLECTOR,
+);
+pub static DROPPED_KEYS: Def = Def::gauge(
+    "polo_collector_per_key_series_dropped_keys",
+    "Keys of the collector left without per-key series by sources.collector_runs.per_key_series_max_keys at the latest read (the least healthy keys are kept).",
+    COLLECTOR,
+);
+pub static LOADING: Def = Def::gauge(
+    "polo_collector_runs_loading",
+    "1 while the initial load of collector_runs runs (no per-key or per-collector health series yet), 0 once it is done.",
+    &[],
+);
+pub static LOAD_PROGRESS: Def = Def::gauge(
+    "polo_collector_runs_load_progress_ratio",
+    "Share of the initial load's started_at range read so far (0 to 1).",
+    &[],
 );
 pub static ACCOUNT_LAST_SCAN: Def = Def::gauge(
     "polo_account_last_scan_timestamp_seconds",
@@ -80,29 +126,139 @@ pub struct Mapped {
     pub collectors: Vec<CollectorStatus>,
 }
 
+pub type View<'a> = [(&'a Key, Cow<'a, KeyState>)];
+
 pub fn map(
-    view: &HashMap<Key, KeyState>,
+    view: &View<'_>,
     runs_total: &BTreeMap<(String, String), u64>,
     cfg: &CollectorsConfig,
     now_ms: i64,
 ) -> Mapped {
-    let mut keys: Vec<(&Key, &KeyState)> = view.iter().collect();
-    keys.sort_by(|a, b| a.0.cmp(b.0));
-    let mut families = key_families(&keys);
-    families.push(account_last_scan(&keys));
-
     let mut per_collector: BTreeMap<&str, CollectorSummary> = BTreeMap::new();
-    for (key, state) in &keys {
-        per_collector.entry(&key.0).or_insert_with(|| CollectorSummary::new(cfg, &key.0)).add(state, now_ms);
+    let mut rollups: BTreeMap<&str, Rollup> = BTreeMap::new();
+    let mut healths = Vec::with_capacity(view.len());
+    for (key, state) in view {
+        let summary = per_collector.entry(&key.0).or_insert_with(|| CollectorSummary::new(cfg, &key.0));
+        let health = summary.add(state, now_ms);
+        rollups.entry(&key.0).or_default().add(state, health);
+        healths.push(health);
     }
+    let (selected, dropped) = select_keys(view, &healths, cfg);
+    let mut families = key_families(&selected);
+    families.push(account_last_scan(view));
+    families.extend(rollup_families(&rollups, &dropped));
+
     let mut collectors: BTreeSet<String> = per_collector.keys().map(|c| c.to_string()).collect();
     collectors.extend(cfg.named_collectors());
     collectors.extend(runs_total.keys().map(|(c, _)| c.clone()));
-    families.extend(collector_families(&collectors, runs_total, cfg));
+    families.extend(collector_families(&collectors, Some(runs_total), cfg));
     families.push(dependencies_ready(&per_collector, cfg, now_ms));
+    families.extend(load_families(None));
 
     let collectors = per_collector.iter().map(|(name, s)| s.status(name, now_ms)).collect();
     Mapped { families, collectors }
+}
+
+/// While the initial load runs: its progress and the configuration, nothing about keys.
+pub fn map_loading(progress: f64, cfg: &CollectorsConfig) -> Vec<MetricFamily> {
+    let mut families = collector_families(&cfg.named_collectors(), None, cfg);
+    families.extend(load_families(Some(progress)));
+    families
+}
+
+fn load_families(progress: Option<f64>) -> Vec<MetricFamily> {
+    let mut loading = LOADING.family();
+    loading.push([], f64::from(u8::from(progress.is_some())));
+    let mut ratio = LOAD_PROGRESS.family();
+    ratio.push([], progress.unwrap_or(1.0));
+    vec![loading, ratio]
+}
+
+/// Whether a key needs its own series under `per_key_series: unhealthy`.
+fn unhealthy(state: &KeyState, health: Health) -> bool {
+    health != Health::Green || state.last_status != "succeeded"
+}
+
+/// The keys that get per-key series, and per collector how many the bound left out. Under the
+/// bound the least healthy keys come first: stale, then late, then the longest failure streak.
+fn select_keys<'v, 'a>(
+    view: &'v View<'a>,
+    healths: &[Health],
+    cfg: &CollectorsConfig,
+) -> (Vec<(&'a Key, &'v KeyState)>, BTreeMap<&'a str, u64>) {
+    let mut candidates: Vec<(usize, Health)> = match cfg.per_key_series {
+        PerKeySeries::None => Vec::new(),
+        PerKeySeries::All => healths.iter().copied().enumerate().collect(),
+        PerKeySeries::Unhealthy => {
+            healths.iter().copied().enumerate().filter(|(i, h)| unhealthy(&view[*i].1, *h)).collect()
+        }
+    };
+    let max = usize::try_from(cfg.per_key_series_max_keys).unwrap_or(usize::MAX);
+    let mut dropped: BTreeMap<&'a str, u64> = BTreeMap::new();
+    if candidates.len() > max {
+        let rank = |(i, h): &(usize, Health)| {
+            let s = &view[*i].1;
+            (std::cmp::Reverse(*h), std::cmp::Reverse(s.consecutive_failures), s.last_status == "succeeded", *i)
+        };
+        candidates.sort_unstable_by_key(rank);
+        for (i, _) in &candidates[max..] {
+            *dropped.entry(view[*i].0 .0.as_str()).or_default() += 1;
+        }
+        candidates.truncate(max);
+        candidates.sort_unstable_by_key(|(i, _)| *i);
+    }
+    let selected = candidates.iter().map(|(i, _)| (view[*i].0, view[*i].1.as_ref())).collect();
+    (selected, dropped)
+}
+
+/// Per collector, across every key.
+#[derive(Default)]
+struct Rollup {
+    by_health: [u64; 3],
+    by_status: BTreeMap<String, u64>,
+    max_consecutive_failures: u64,
+    oldest_success_ms: Option<i64>,
+    latest_run_ms: i64,
+    latest_success_ms: i64,
+}
+
+impl Rollup {
+    fn add(&mut self, state: &KeyState, health: Health) {
+        self.by_health[health as usize] += 1;
+        *self.by_status.entry(state.last_status.clone()).or_default() += 1;
+        self.max_consecutive_failures = self.max_consecutive_failures.max(state.consecutive_failures);
+        self.oldest_success_ms =
+            Some(self.oldest_success_ms.map_or(state.last_success_ms, |o| o.min(state.last_success_ms)));
+        self.latest_run_ms = self.latest_run_ms.max(state.last_completed_ms);
+        self.latest_success_ms = self.latest_success_ms.max(state.last_success_ms);
+    }
+}
+
+fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u64>) -> Vec<MetricFamily> {
+    let mut keys = KEYS_BY_HEALTH.family();
+    let mut by_status = KEYS_BY_LAST_STATUS.family();
+    let mut streak = MAX_CONSECUTIVE_FAILURES.family();
+    let mut oldest = OLDEST_SUCCESS.family();
+    let mut latest_run = LATEST_RUN.family();
+    let mut latest_success = LATEST_SUCCESS.family();
+    let mut dropped_keys = DROPPED_KEYS.family();
+    for (collector, r) in rollups {
+        let c = || [collector.to_string()];
+        for (health, name) in [(Health::Green, "healthy"), (Health::Amber, "late"), (Health::Red, "stale")] {
+            keys.push([collector.to_string(), name.to_string()], r.by_health[health as usize] as f64);
+        }
+        let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
+        statuses.extend(r.by_status.keys().map(String::as_str));
+        for s in statuses {
+            by_status.push([collector.to_string(), s.to_string()], r.by_status.get(s).copied().unwrap_or(0) as f64);
+        }
+        streak.push(c(), r.max_consecutive_failures as f64);
+        oldest.push(c(), ms_to_s(r.oldest_success_ms.unwrap_or(0)));
+        latest_run.push(c(), ms_to_s(r.latest_run_ms));
+        latest_success.push(c(), ms_to_s(r.latest_success_ms));
+        dropped_keys.push(c(), dropped.get(collector).copied().unwrap_or(0) as f64);
+    }
+    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys]
 }
 
 /// The per-key families: one series per (collector, account, region) and family.
@@ -138,7 +294,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
 }
 
 /// Per account: the latest success of any collector, from the same rows as everything else here.
-fn account_last_scan(keys: &[(&Key, &KeyState)]) -> MetricFamily {
+fn account_last_scan(keys: &View<'_>) -> MetricFamily {
     let mut last: BTreeMap<&str, i64> = BTreeMap::new();
     for ((_, account, _), state) in keys {
         let scan = last.entry(account).or_insert(0);
@@ -154,7 +310,7 @@ fn account_last_scan(keys: &[(&Key, &KeyState)]) -> MetricFamily {
 /// The per-collector families: configuration (thresholds) and run counters.
 fn collector_families(
     collectors: &BTreeSet<String>,
-    runs_total: &BTreeMap<(String, String), u64>,
+    runs_total: Option<&BTreeMap<(String, String), u64>>,
     cfg: &CollectorsConfig,
 ) -> Vec<MetricFamily> {
     let mut expected = EXPECTED_INTERVAL.family();
@@ -169,6 +325,7 @@ fn collector_families(
         factor.push(c(), cfg.staleness_factor);
         late.push(c(), thresholds.late_ms / 1000.0);
         stale.push(c(), thresholds.stale_ms / 1000.0);
+        let Some(runs_total) = runs_total else { continue };
         let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
         statuses.extend(runs_total.keys().filter(|(c, _)| c == collector).map(|(_, s)| s.as_str()));
         for s in statuses {
@@ -176,7 +333,11 @@ fn collector_families(
             total.push([collector.clone(), s.to_string()], n as f64);
         }
     }
-    vec![expected, factor, late, stale, total]
+    let mut families = vec![expected, factor, late, stale];
+    if runs_total.is_some() {
+        families.push(total);
+    }
+    families
 }
 
 fn dependencies_ready(

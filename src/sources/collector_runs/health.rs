@@ -99,7 +99,8 @@ impl CollectorSummary {
         }
     }
 
-    pub fn add(&mut self, state: &KeyState, now_ms: i64) {
+    /// Counts a key in and returns its health.
+    pub fn add(&mut self, state: &KeyState, now_ms: i64) -> Health {
         self.keys += 1;
         if state.last_completed_ms > self.last_run_ms {
             self.last_run_ms = state.last_completed_ms;
@@ -116,6 +117,7 @@ impl CollectorSummary {
             self.keys_not_succeeded += 1;
         }
         self.health = self.health.max(health);
+        health
     }
 
     pub fn status(&self, name: &str, now_ms: i64) -> CollectorStatus {

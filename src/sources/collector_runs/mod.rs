@@ -1,22 +1,26 @@
 //! Source `collector_runs`: freshness and failures of Polo's collectors from `polo.collector_runs`,
 //! and each account's last successful scan.
 //!
-//! Cost: the first successful scrape aggregates the table once (one GROUP BY, with a join for
-//! consecutive failures). Every later scrape reads only rows whose `started_at` is within the
-//! late-arrival window, a range the `(collector, started_at)` sort key prunes, so a scrape's
-//! cost does not grow with the table.
+//! Cost: ClickHouse aggregates per key and `started_at` range, so an answer has one row per key,
+//! never one per run. The **initial load** (every run older than the late-arrival window, back to
+//! `forget_after`) runs in the background in `started_at` chunks sized to about
+//! [`LOAD_CHUNK_TARGET_ROWS`] rows read, each under the source's own timeout and retried on
+//! failure, independent of scrape deadlines; until it is done the source serves its progress, not
+//! partial data. Every later scrape reads only the runs that started within the late-arrival
+//! window (a range the recommended schema's `started_at` skip index prunes) and folds them into
+//! the state kept here.
 
 pub mod config;
 pub mod families;
 pub mod health;
 pub mod model;
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clickhouse::Row;
-use serde::Deserialize;
-use tokio::sync::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Mutex};
 
 use super::SourceKind;
 use crate::clickhouse::ClickHouse;
@@ -24,13 +28,72 @@ use crate::config::{ConfigError, Shared, SourceSettings, Validator};
 use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
 use crate::status::StatusSection;
 use config::{CollectorRunsConfig, CollectorsConfig, RawCollectorRuns};
-use model::{KeyState, Run, RunsState};
+use model::{Agg, Key, RunsState, Settled};
+
+/// Rows one chunk of the initial load should read; the next chunk's time span is scaled to it.
+pub const LOAD_CHUNK_TARGET_ROWS: u64 = 2_000_000;
+/// Time span of the first chunk of the initial load.
+const LOAD_FIRST_SPAN_MS: i64 = 86_400_000;
+/// Shortest chunk span after chunks time out.
+const LOAD_MIN_SPAN_MS: i64 = 60_000;
+/// Longest pause between failed chunk attempts.
+const LOAD_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A scrape during the initial load waits for it until this long before its deadline, then
+/// answers with the progress.
+const LOADING_ANSWER_MARGIN: Duration = Duration::from_millis(100);
 
 pub struct CollectorRuns {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     ch: ClickHouse,
     cfg: CollectorsConfig,
-    state: Mutex<Option<RunsState>>,
+    timeout: Duration,
     started_ms: i64,
+    state: Mutex<Option<RunsState>>,
+    load: std::sync::Mutex<Load>,
+    /// (initial load done, chunk attempts failed so far): wakes scrapes waiting on the load.
+    loaded: watch::Sender<(bool, u64)>,
+}
+
+/// Progress of the initial load.
+#[derive(Debug, Default, Clone)]
+struct Load {
+    started: bool,
+    from_ms: i64,
+    until_ms: i64,
+    done_until_ms: i64,
+    chunks: u64,
+    rows_read: u64,
+    started_at_unix_ms: i64,
+    /// The latest chunk attempt failed with this; cleared by the next success.
+    error: Option<(ErrorKind, String)>,
+}
+
+impl Load {
+    fn progress(&self) -> f64 {
+        if !self.started || self.until_ms <= self.from_ms {
+            return 0.0;
+        }
+        ((self.done_until_ms - self.from_ms) as f64 / (self.until_ms - self.from_ms) as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// The status document's `collectors_loading` while the initial load runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadingStatus {
+    /// Always "loading": the `collectors` list is absent until the load is done.
+    pub state: &'static str,
+    pub progress_ratio: f64,
+    pub started: String,
+    /// Start of the `started_at` range read so far (RFC 3339).
+    pub read_from: String,
+    /// Up to where it has been read.
+    pub read_until: String,
+    /// Where the load ends (the late-arrival window begins there).
+    pub load_until: String,
+    pub rows_read: u64,
 }
 
 impl SourceKind for CollectorRuns {
@@ -49,72 +112,206 @@ impl SourceKind for CollectorRuns {
 
     fn build(config: &CollectorRunsConfig, settings: &SourceSettings) -> Arc<dyn Source> {
         Arc::new(Self {
-            ch: ClickHouse::new(&config.clickhouse, Self::NAME, settings.timeout),
-            cfg: config.collectors.clone(),
-            state: Mutex::new(None),
-            started_ms: crate::clock::unix_ms(),
+            inner: Arc::new(Inner {
+                ch: ClickHouse::new(&config.clickhouse, Self::NAME, settings.timeout),
+                cfg: config.collectors.clone(),
+                timeout: settings.timeout,
+                started_ms: crate::clock::unix_ms(),
+                state: Mutex::new(None),
+                load: std::sync::Mutex::new(Load::default()),
+                loaded: watch::channel((false, 0)).0,
+            }),
         })
     }
 }
 
-impl CollectorRuns {
-    async fn load_settled(
+/// The per-key aggregate SQL over runs with `started_at` in [from, until); rows that started
+/// before `split` come back with `settling = 1`.
+fn range_sql(table: &str, bounded: bool) -> String {
+    let until = if bounded { "AND started_at < fromUnixTimestamp64Milli(?)" } else { "" };
+    format!(
+        "SELECT collector, aws_account_id, aws_region,
+            toUInt8(started_at < fromUnixTimestamp64Milli(?)) AS settling,
+            toUnixTimestamp64Milli(max(completed_at)) AS last_completed_ms,
+            toString(argMax(status, completed_at)) AS last_status,
+            argMax(duration_ms, completed_at) AS last_duration_ms,
+            argMax(events_produced, completed_at) AS last_events,
+            argMax(rows_inserted, completed_at) AS last_rows,
+            leftUTF8(argMax(error, completed_at), 2048) AS last_error,
+            toUnixTimestamp64Milli(maxIf(completed_at, status = 'succeeded')) AS last_success_ms,
+            toUnixTimestamp64Milli(maxIf(completed_at, status != 'failed')) AS last_non_failed_ms,
+            toUInt64(arrayCount(t -> t > last_non_failed_ms,
+                groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'failed'))) AS failed_after,
+            sumMapIf([toString(status)], [toUInt64(1)], completed_at >= fromUnixTimestamp64Milli(?)) AS counted
+        FROM {table}
+        WHERE started_at >= fromUnixTimestamp64Milli(?) {until}
+        GROUP BY collector, aws_account_id, aws_region, settling"
+    )
+}
+
+type Aggs = Vec<(Key, Agg)>;
+
+impl Inner {
+    /// Aggregates of the runs that started in [from, until) (until: no bound if `None`), split at `split_ms`
+    /// into those that settle and those still open.
+    async fn read_range(
         &self,
         ctx: &SourceContext,
-        cutoff_ms: i64,
-    ) -> Result<HashMap<model::Key, KeyState>, SourceError> {
-        let table = self.ch.table("collector_runs");
-        let sql = format!(
-            "SELECT collector, aws_account_id, aws_region,
-                toUnixTimestamp64Milli(max(completed_at)) AS last_completed_ms,
-                toString(argMax(status, completed_at)) AS last_status,
-                argMax(duration_ms, completed_at) AS last_duration_ms,
-                argMax(events_produced, completed_at) AS last_events,
-                argMax(rows_inserted, completed_at) AS last_rows,
-                leftUTF8(argMax(error, completed_at), 2048) AS last_error,
-                toUnixTimestamp64Milli(maxIf(completed_at, status = 'succeeded')) AS last_success_ms,
-                countIf(status = 'failed' AND completed_at > last_non_failed) AS consecutive_failures
-            FROM {table} AS r
-            INNER JOIN (
-                SELECT collector, aws_account_id, aws_region, maxIf(completed_at, status != 'failed') AS last_non_failed
-                FROM {table} WHERE started_at < fromUnixTimestamp64Milli(?)
-                GROUP BY collector, aws_account_id, aws_region
-            ) AS l USING (collector, aws_account_id, aws_region)
-            WHERE r.started_at < fromUnixTimestamp64Milli(?)
-            GROUP BY collector, aws_account_id, aws_region"
-        );
-        let rows: Vec<SettledRow> = self
-            .ch
-            .fetch_all(ctx, "collector_runs (initial aggregate)", self.ch.query(&sql).bind(cutoff_ms).bind(cutoff_ms))
-            .await?;
-        Ok(rows.into_iter().map(SettledRow::into_entry).collect())
+        from_ms: i64,
+        until_ms: Option<i64>,
+        split_ms: i64,
+        what: &str,
+    ) -> Result<(Aggs, Aggs), SourceError> {
+        let sql = range_sql(&self.ch.table("collector_runs"), until_ms.is_some());
+        let mut query = self.ch.query(&sql).bind(split_ms).bind(self.started_ms).bind(from_ms);
+        if let Some(until) = until_ms {
+            query = query.bind(until);
+        }
+        let rows: Vec<AggRow> = self.ch.fetch_all(ctx, what, query).await?;
+        let (mut settling, mut open) = (Vec::new(), Vec::new());
+        for row in rows {
+            let target = if row.settling == 1 { &mut settling } else { &mut open };
+            target.push(row.into_entry());
+        }
+        Ok((settling, open))
     }
 
-    async fn load_window(&self, ctx: &SourceContext, since_ms: i64) -> Result<Vec<Run>, SourceError> {
-        let sql = format!(
-            "SELECT toString(run_id) AS run_id, collector, aws_account_id, aws_region,
-                toUnixTimestamp64Milli(started_at) AS started_ms,
-                toUnixTimestamp64Milli(completed_at) AS completed_ms,
-                toString(status) AS status, duration_ms, events_produced, rows_inserted,
-                leftUTF8(error, 2048) AS error
-            FROM {} WHERE started_at >= fromUnixTimestamp64Milli(?) LIMIT ?",
-            self.ch.table("collector_runs")
+    fn load_snapshot(&self) -> Load {
+        self.load.lock().expect("load state poisoned").clone()
+    }
+
+    /// Starts the initial load once, in the background.
+    fn start_load(self: &Arc<Self>, ctx: &SourceContext) {
+        let mut load = self.load.lock().expect("load state poisoned");
+        if load.started {
+            return;
+        }
+        let now = crate::clock::unix_ms();
+        let until = now - self.cfg.late_arrival_window.as_millis() as i64;
+        let from = until - self.cfg.forget_after.as_millis() as i64;
+        *load = Load {
+            started: true,
+            from_ms: from,
+            until_ms: until,
+            done_until_ms: from,
+            started_at_unix_ms: now,
+            ..Load::default()
+        };
+        let me = Arc::clone(self);
+        let ctx = ctx.clone();
+        tokio::spawn(async move { me.run_load(ctx, from, until).await });
+    }
+
+    /// The initial load: every run that started in [from, until), chunk by chunk in `started_at`
+    /// order, each chunk under the source's timeout, retried until it succeeds.
+    async fn run_load(self: Arc<Self>, ctx: SourceContext, from: i64, until: i64) {
+        let t0 = std::time::Instant::now();
+        tracing::info!(
+            source = "collector_runs",
+            from = %crate::clock::rfc3339(from as f64 / 1000.0),
+            until = %crate::clock::rfc3339(until as f64 / 1000.0),
+            "initial load started"
         );
-        let limit = self.cfg.max_window_rows;
-        let rows: Vec<WindowRow> = self
-            .ch
-            .fetch_all(ctx, "collector_runs (window)", self.ch.query(&sql).bind(since_ms).bind(limit + 1))
-            .await?;
-        if rows.len() as u64 > limit {
+        let mut settled = Settled::new(from);
+        let mut span = LOAD_FIRST_SPAN_MS.min(until - from).max(LOAD_MIN_SPAN_MS);
+        let mut failures: u32 = 0;
+        while settled.until_ms < until {
+            let start = settled.until_ms;
+            let end = (start + span).min(until);
+            let before = ctx.get(Usage::ClickHouseReadRows);
+            let attempt = tokio::time::timeout(
+                self.timeout,
+                self.read_range(&ctx, start, Some(end), end, "collector_runs (initial load chunk)"),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(SourceError::new(
+                    ErrorKind::Timeout,
+                    format!("initial load chunk did not finish within {:?}", self.timeout),
+                ))
+            });
+            match attempt {
+                Ok((settling, _)) => {
+                    let read = ctx.get(Usage::ClickHouseReadRows).saturating_sub(before);
+                    settled.fold(settling, end);
+                    failures = 0;
+                    let mut load = self.load.lock().expect("load state poisoned");
+                    load.done_until_ms = end;
+                    load.chunks += 1;
+                    load.rows_read += read;
+                    load.error = None;
+                    tracing::debug!(
+                        source = "collector_runs",
+                        chunk = load.chunks,
+                        rows_read = read,
+                        progress = load.progress(),
+                        "initial load chunk read"
+                    );
+                    span = next_span(span, read, self.cfg.forget_after.as_millis() as i64);
+                }
+                Err(err) => {
+                    failures += 1;
+                    if err.kind == ErrorKind::Timeout || err.kind == ErrorKind::Limit || err.kind == ErrorKind::Query {
+                        span = (span / 2).max(LOAD_MIN_SPAN_MS);
+                    }
+                    tracing::warn!(source = "collector_runs", kind = err.kind.as_str(), error = %err.chain(), failures, "initial load chunk failed; retrying");
+                    self.load.lock().expect("load state poisoned").error = Some((err.kind, err.chain()));
+                    self.loaded.send_modify(|(_, failed)| *failed += 1);
+                    let backoff =
+                        Duration::from_millis(250 * 2u64.saturating_pow(failures.min(10))).min(LOAD_MAX_BACKOFF);
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+        let keys = settled.keys.len();
+        *self.state.lock().await = Some(RunsState::from_settled(settled));
+        let load = self.load_snapshot();
+        tracing::info!(
+            source = "collector_runs",
+            keys,
+            chunks = load.chunks,
+            rows_read = load.rows_read,
+            duration_seconds = t0.elapsed().as_secs_f64(),
+            "initial load finished"
+        );
+        self.loaded.send_modify(|(done, _)| *done = true);
+    }
+
+    /// While loading: the progress, or the failure that holds the load up.
+    fn loading_output(&self) -> Result<SourceOutput, SourceError> {
+        let load = self.load_snapshot();
+        if let Some((kind, error)) = load.error {
+            return Err(SourceError::new(kind, format!("initial load: {error}")));
+        }
+        if load.chunks == 0 {
+            // Nothing has answered yet: not known to be up (a hanging server looks like this).
             return Err(SourceError::new(
-                ErrorKind::Limit,
-                format!(
-                    "more than sources.collector_runs.max_window_rows={limit} runs started within the late-arrival window"
-                ),
+                ErrorKind::Timeout,
+                "initial load: ClickHouse has not answered its first chunk yet (the load goes on in the background)",
             ));
         }
-        Ok(rows.into_iter().map(WindowRow::into_run).collect())
+        let ts = |ms: i64| crate::clock::rfc3339(ms as f64 / 1000.0);
+        Ok(SourceOutput {
+            families: families::map_loading(load.progress(), &self.cfg),
+            status: Some(StatusSection::CollectorsLoading(LoadingStatus {
+                state: "loading",
+                progress_ratio: load.progress(),
+                started: ts(load.started_at_unix_ms),
+                read_from: ts(load.from_ms),
+                read_until: ts(load.done_until_ms),
+                load_until: ts(load.until_ms),
+                rows_read: load.rows_read,
+            })),
+            ..SourceOutput::default()
+        })
     }
+}
+
+/// The next chunk's span: scaled so that it reads about [`LOAD_CHUNK_TARGET_ROWS`], growing at
+/// most 8× at a time.
+fn next_span(span: i64, read: u64, max_ms: i64) -> i64 {
+    let factor = if read == 0 { 8.0 } else { (LOAD_CHUNK_TARGET_ROWS as f64 / read as f64).clamp(0.25, 8.0) };
+    ((span as f64 * factor) as i64).clamp(LOAD_MIN_SPAN_MS, max_ms.max(LOAD_MIN_SPAN_MS))
 }
 
 #[async_trait::async_trait]
@@ -128,19 +325,36 @@ impl Source for CollectorRuns {
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
-        let now = crate::clock::unix_ms();
-        let cutoff = now - self.cfg.late_arrival_window.as_millis() as i64;
-        let mut guard = self.state.lock().await;
-        if guard.is_none() {
-            let settled = self.load_settled(ctx, cutoff).await?;
-            *guard = Some(RunsState::from_settled(settled, cutoff, self.started_ms));
+        let inner = &self.inner;
+        let (done, failed) = *inner.loaded.borrow();
+        if !done {
+            inner.start_load(ctx);
+            if inner.load_snapshot().error.is_some() {
+                // The load is held up (ClickHouse down?): say so now, it retries on its own.
+                return inner.loading_output();
+            }
+            // Wait for the load to finish or fail, until just before the scrape's deadline.
+            let mut loaded = inner.loaded.subscribe();
+            let wait_until = ctx
+                .deadline()
+                .map(|d| d.checked_sub(LOADING_ANSWER_MARGIN).unwrap_or(d))
+                .unwrap_or_else(|| tokio::time::Instant::now() + inner.timeout);
+            let _ = tokio::time::timeout_at(wait_until, loaded.wait_for(|(done, f)| *done || *f > failed)).await;
+            if !inner.loaded.borrow().0 {
+                return inner.loading_output();
+            }
         }
-        let state = guard.as_mut().expect("state loaded above");
-        state.forget_before(now - self.cfg.forget_after.as_millis() as i64);
-        // Fetch before mutating, so a failed fetch leaves the state as it was.
-        let window = self.load_window(ctx, state.settled_until_ms).await?;
-        let view = state.ingest(window, cutoff);
-        let mapped = families::map(&view, state.runs_total(), &self.cfg, now);
+        let now = crate::clock::unix_ms();
+        let cutoff = now - inner.cfg.late_arrival_window.as_millis() as i64;
+        let mut guard = inner.state.lock().await;
+        let state = guard.as_mut().expect("loaded above");
+        state.forget_before(now - inner.cfg.forget_after.as_millis() as i64);
+        let since = state.settled.until_ms;
+        // Read before changing anything, so a failed read leaves the state as it was.
+        let (settling, open) = inner.read_range(ctx, since, None, cutoff.max(since), "collector_runs (window)").await?;
+        state.ingest(settling, open, cutoff);
+        let view = state.view();
+        let mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
         Ok(SourceOutput {
             families: mapped.families,
             status: Some(StatusSection::Collectors(mapped.collectors)),
@@ -150,10 +364,11 @@ impl Source for CollectorRuns {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct SettledRow {
+struct AggRow {
     collector: String,
     aws_account_id: String,
     aws_region: String,
+    settling: u8,
     last_completed_ms: i64,
     last_status: String,
     last_duration_ms: u32,
@@ -161,14 +376,17 @@ struct SettledRow {
     last_rows: u32,
     last_error: String,
     last_success_ms: i64,
-    consecutive_failures: u64,
+    last_non_failed_ms: i64,
+    failed_after: u64,
+    counted: (Vec<String>, Vec<u64>),
 }
 
-impl SettledRow {
-    fn into_entry(self) -> (model::Key, KeyState) {
+impl AggRow {
+    fn into_entry(self) -> (Key, Agg) {
+        let (statuses, counts) = self.counted;
         (
             (self.collector, self.aws_account_id, self.aws_region),
-            KeyState {
+            Agg {
                 last_completed_ms: self.last_completed_ms,
                 last_status: self.last_status,
                 last_duration_ms: self.last_duration_ms,
@@ -176,41 +394,25 @@ impl SettledRow {
                 last_rows: self.last_rows,
                 last_error: self.last_error,
                 last_success_ms: self.last_success_ms,
-                consecutive_failures: self.consecutive_failures,
+                last_non_failed_ms: self.last_non_failed_ms,
+                failed_after: self.failed_after,
+                counted: statuses.into_iter().zip(counts).collect(),
             },
         )
     }
 }
 
-#[derive(Debug, Row, Deserialize)]
-struct WindowRow {
-    run_id: String,
-    collector: String,
-    aws_account_id: String,
-    aws_region: String,
-    started_ms: i64,
-    completed_ms: i64,
-    status: String,
-    duration_ms: u32,
-    events_produced: u32,
-    rows_inserted: u32,
-    error: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl WindowRow {
-    fn into_run(self) -> Run {
-        Run {
-            run_id: self.run_id,
-            collector: self.collector,
-            aws_account_id: self.aws_account_id,
-            aws_region: self.aws_region,
-            started_ms: self.started_ms,
-            completed_ms: self.completed_ms,
-            status: self.status,
-            duration_ms: self.duration_ms,
-            events: self.events_produced,
-            rows: self.rows_inserted,
-            error: self.error,
-        }
+    #[test]
+    fn chunk_spans_follow_the_rows_read() {
+        let day = 86_400_000;
+        assert_eq!(next_span(day, 0, 90 * day), 8 * day, "empty chunks grow fast");
+        assert_eq!(next_span(day, LOAD_CHUNK_TARGET_ROWS * 2, 90 * day), day / 2);
+        assert_eq!(next_span(day, 1, 90 * day), 8 * day, "at most 8x at a time");
+        assert_eq!(next_span(60 * day, 0, 90 * day), 90 * day, "never past the whole range");
+        assert_eq!(next_span(LOAD_MIN_SPAN_MS, u64::MAX, 90 * day), LOAD_MIN_SPAN_MS);
     }
 }

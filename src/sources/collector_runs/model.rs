@@ -1,6 +1,8 @@
-//! Pure part of the `collector_runs` source: folding runs into per-key state kept between
-//! scrapes. No I/O here; `families` maps the state.
+//! Pure part of the `collector_runs` source: per-key aggregates of runs read from ClickHouse
+//! (one row per key and started_at range, never one per run), folded into per-key state kept
+//! between scrapes. No I/O here; `families` maps the state.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 pub const KNOWN_STATUSES: [&str; 3] = ["succeeded", "failed", "partial"];
@@ -10,26 +12,25 @@ pub const ERROR_LABEL_MAX_CHARS: usize = 200;
 /// (collector, aws_account_id, aws_region)
 pub type Key = (String, String, String);
 
-/// One row of `polo.collector_runs`, times in unix milliseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Run {
-    pub run_id: String,
-    pub collector: String,
-    pub aws_account_id: String,
-    pub aws_region: String,
-    pub started_ms: i64,
-    pub completed_ms: i64,
-    pub status: String,
-    pub duration_ms: u32,
-    pub events: u32,
-    pub rows: u32,
-    pub error: String,
-}
-
-impl Run {
-    fn key(&self) -> Key {
-        (self.collector.clone(), self.aws_account_id.clone(), self.aws_region.clone())
-    }
+/// The runs of one key that started within one `started_at` range, aggregated by ClickHouse:
+/// the latest run (by completed_at), the latest success and the failure streak inside the range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Agg {
+    pub last_completed_ms: i64,
+    pub last_status: String,
+    pub last_duration_ms: u32,
+    pub last_events: u32,
+    pub last_rows: u32,
+    pub last_error: String,
+    /// completed_at of the latest `succeeded` run of the range; 0 if none.
+    pub last_success_ms: i64,
+    /// completed_at of the latest run of the range whose status is not `failed`; 0 if none.
+    pub last_non_failed_ms: i64,
+    /// `failed` runs of the range that completed after `last_non_failed_ms` (all of the range's
+    /// runs when `last_non_failed_ms` is 0).
+    pub failed_after: u64,
+    /// Runs of the range that completed since the exporter started, by status (for `runs_total`).
+    pub counted: Vec<(String, u64)>,
 }
 
 /// What is known of one key: its latest run (by completed_at) and its success streaks.
@@ -48,35 +49,75 @@ pub struct KeyState {
 }
 
 impl KeyState {
-    fn from_run(run: &Run) -> Self {
+    pub fn from_agg(agg: &Agg) -> Self {
         Self {
-            last_completed_ms: run.completed_ms,
-            last_status: run.status.clone(),
-            last_duration_ms: run.duration_ms,
-            last_events: run.events,
-            last_rows: run.rows,
-            last_error: run.error.clone(),
-            last_success_ms: if run.status == "succeeded" { run.completed_ms } else { 0 },
-            consecutive_failures: u64::from(run.status == "failed"),
+            last_completed_ms: agg.last_completed_ms,
+            last_status: agg.last_status.clone(),
+            last_duration_ms: agg.last_duration_ms,
+            last_events: agg.last_events,
+            last_rows: agg.last_rows,
+            last_error: agg.last_error.clone(),
+            last_success_ms: agg.last_success_ms,
+            consecutive_failures: agg.failed_after,
         }
     }
 
-    /// Folds a run in. Runs are applied in completed_at order; one that completed before the
-    /// current latest (rare: it crossed the settle boundary late) only updates `last_success`.
-    fn apply(&mut self, run: &Run) {
-        if run.status == "succeeded" {
-            self.last_success_ms = self.last_success_ms.max(run.completed_ms);
-        }
-        if run.completed_ms < self.last_completed_ms {
+    /// Folds in the aggregate of a later `started_at` range. A streak that the later range does
+    /// not break continues; one the range breaks restarts at the range's own streak. A range whose
+    /// latest run completed before the current latest (rare: runs overlapping across the range
+    /// boundary) only updates `last_success`.
+    pub fn merge(&mut self, newer: &Agg) {
+        self.last_success_ms = self.last_success_ms.max(newer.last_success_ms);
+        if newer.last_completed_ms < self.last_completed_ms {
             return;
         }
-        self.consecutive_failures = if run.status == "failed" { self.consecutive_failures + 1 } else { 0 };
-        self.last_completed_ms = run.completed_ms;
-        self.last_status = run.status.clone();
-        self.last_duration_ms = run.duration_ms;
-        self.last_events = run.events;
-        self.last_rows = run.rows;
-        self.last_error = run.error.clone();
+        self.consecutive_failures = if newer.last_non_failed_ms > 0 {
+            newer.failed_after
+        } else {
+            self.consecutive_failures + newer.failed_after
+        };
+        self.last_completed_ms = newer.last_completed_ms;
+        self.last_status = newer.last_status.clone();
+        self.last_duration_ms = newer.last_duration_ms;
+        self.last_events = newer.last_events;
+        self.last_rows = newer.last_rows;
+        self.last_error = newer.last_error.clone();
+    }
+}
+
+/// Per-key state of every run that started before `settled_until_ms`, built range by range in
+/// `started_at` order (the initial load's chunks, then each scrape's settling part).
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub keys: HashMap<Key, KeyState>,
+    pub until_ms: i64,
+    /// Settled runs completed since the exporter started, by (collector, status).
+    pub counted: BTreeMap<(String, String), u64>,
+}
+
+impl Settled {
+    pub fn new(from_ms: i64) -> Self {
+        Self { until_ms: from_ms, ..Self::default() }
+    }
+
+    /// Folds in the aggregates of the range [`until_ms`, `range_end_ms`), which must be the next one.
+    pub fn fold(&mut self, aggs: Vec<(Key, Agg)>, range_end_ms: i64) {
+        for (key, agg) in aggs {
+            count(&mut self.counted, &key.0, &agg.counted);
+            match self.keys.get_mut(&key) {
+                Some(state) => state.merge(&agg),
+                None => {
+                    self.keys.insert(key, KeyState::from_agg(&agg));
+                }
+            }
+        }
+        self.until_ms = self.until_ms.max(range_end_ms);
+    }
+}
+
+fn count(into: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(String, u64)]) {
+    for (status, n) in counted {
+        *into.entry((collector.to_string(), status.clone())).or_default() += n;
     }
 }
 
@@ -84,61 +125,60 @@ impl KeyState {
 /// late-arrival window instead of the whole table.
 #[derive(Debug, Default)]
 pub struct RunsState {
-    /// Per key, every run that started before `settled_until_ms`.
-    pub settled: HashMap<Key, KeyState>,
-    pub settled_until_ms: i64,
-    /// Runs of the unsettled window already counted in `runs_total` (run_id → started_ms).
-    seen: HashMap<String, i64>,
-    /// Runs completed since `counting_since_ms`, by (collector, status).
+    pub settled: Settled,
+    /// Per key, the runs that started at or after `settled.until_ms` (as of the latest read).
+    open: HashMap<Key, Agg>,
+    /// `settled.counted` plus the open runs' counts: runs completed since the exporter started.
     runs_total: BTreeMap<(String, String), u64>,
-    counting_since_ms: i64,
 }
 
 impl RunsState {
-    /// Starts from the aggregate of every run that started before `settled_until_ms`.
-    pub fn from_settled(settled: HashMap<Key, KeyState>, settled_until_ms: i64, counting_since_ms: i64) -> Self {
-        Self { settled, settled_until_ms, counting_since_ms, ..Self::default() }
+    pub fn from_settled(settled: Settled) -> Self {
+        let runs_total = settled.counted.clone();
+        Self { settled, open: HashMap::new(), runs_total }
     }
 
-    /// Ingests the runs with started_at >= `settled_until_ms` and returns the current per-key view.
-    /// Runs that started before `new_cutoff_ms` are settled for good.
-    pub fn ingest(&mut self, mut window: Vec<Run>, new_cutoff_ms: i64) -> HashMap<Key, KeyState> {
-        for run in &window {
-            if self.seen.insert(run.run_id.clone(), run.started_ms).is_none()
-                && run.completed_ms >= self.counting_since_ms
-            {
-                *self.runs_total.entry((run.collector.clone(), run.status.clone())).or_default() += 1;
+    /// Applies one read of the runs that started at or after `settled.until_ms`: `settling`
+    /// aggregates those that started before `new_cutoff_ms` (settled for good), `open` the rest.
+    pub fn ingest(&mut self, settling: Vec<(Key, Agg)>, open: Vec<(Key, Agg)>, new_cutoff_ms: i64) {
+        self.settled.fold(settling, new_cutoff_ms);
+        self.runs_total = self.settled.counted.clone();
+        for (key, agg) in &open {
+            count(&mut self.runs_total, &key.0, &agg.counted);
+        }
+        self.open = open.into_iter().collect();
+    }
+
+    /// The current state of every key: settled, with the open runs folded in. Borrows where
+    /// nothing is open, so a scrape does not copy the whole key map.
+    pub fn view(&self) -> Vec<(&Key, Cow<'_, KeyState>)> {
+        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len() + self.open.len());
+        for (key, state) in &self.settled.keys {
+            match self.open.get(key) {
+                Some(agg) => {
+                    let mut merged = state.clone();
+                    merged.merge(agg);
+                    out.push((key, Cow::Owned(merged)));
+                }
+                None => out.push((key, Cow::Borrowed(state))),
             }
         }
-        window.sort_by(|a, b| a.completed_ms.cmp(&b.completed_ms).then_with(|| a.run_id.cmp(&b.run_id)));
-        let new_cutoff_ms = new_cutoff_ms.max(self.settled_until_ms);
-        let (settling, open): (Vec<Run>, Vec<Run>) = window.into_iter().partition(|r| r.started_ms < new_cutoff_ms);
-        fold(&mut self.settled, &settling);
-        self.settled_until_ms = new_cutoff_ms;
-        self.seen.retain(|_, started| *started >= new_cutoff_ms);
-        let mut view = self.settled.clone();
-        fold(&mut view, &open);
-        view
+        for (key, agg) in &self.open {
+            if !self.settled.keys.contains_key(key) {
+                out.push((key, Cow::Owned(KeyState::from_agg(agg))));
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
     }
 
     /// Forgets keys whose latest run completed before `oldest_ms`, as the table's TTL does.
     pub fn forget_before(&mut self, oldest_ms: i64) {
-        self.settled.retain(|_, state| state.last_completed_ms >= oldest_ms);
+        self.settled.keys.retain(|_, state| state.last_completed_ms >= oldest_ms);
     }
 
     pub fn runs_total(&self) -> &BTreeMap<(String, String), u64> {
         &self.runs_total
-    }
-}
-
-fn fold(states: &mut HashMap<Key, KeyState>, runs: &[Run]) {
-    for run in runs {
-        match states.get_mut(&run.key()) {
-            Some(state) => state.apply(run),
-            None => {
-                states.insert(run.key(), KeyState::from_run(run));
-            }
-        }
     }
 }
 

@@ -86,16 +86,8 @@ impl Source for Sqs {
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
         let clients = self
             .clients
-            .get_or_init(|| async {
-                let mut clients = HashMap::new();
-                for region in &self.cfg.regions {
-                    let conf = crate::aws::sdk_config(&self.cfg.aws, region, self.timeout).await;
-                    let conf = aws_sdk_sqs::config::Builder::from(&conf)
-                        .interceptor(crate::aws::CountRequests(ctx.clone()))
-                        .build();
-                    clients.insert(region.clone(), Client::from_conf(conf));
-                }
-                clients
+            .get_or_init(|| {
+                crate::aws::clients(&self.cfg.aws, &self.cfg.regions, self.timeout, ctx, crate::aws::sqs_client)
             })
             .await;
         let mut resolved = queues::resolve(clients, &self.cfg.regions, &self.cfg.queues).await;

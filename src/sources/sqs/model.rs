@@ -47,7 +47,7 @@ pub fn families(rows: &[QueueRow]) -> Vec<MetricFamily> {
     vec![visible, in_flight, delayed, up]
 }
 
-/// The status document's `sqs` section: the spec's queue depth and DLQ depth.
+/// The status document's `sqs` section: queue depth and dead-letter depth, as Polo's status page shows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SqsStatus {
     pub queue_depth: u64,

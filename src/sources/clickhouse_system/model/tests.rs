@@ -78,6 +78,7 @@ fn status_section_reports_disk_and_latency() {
         disks: vec![DiskRow {
             replica: "n".into(),
             disk: "default".into(),
+            disk_type: "Local".into(),
             free: 20_000_000_000,
             total: 100_000_000_000,
             unreserved: 0,
@@ -89,8 +90,125 @@ fn status_section_reports_disk_and_latency() {
     let mut stats = QueryStats::new(vec![0.1, 0.2]);
     stats.apply(&[log_row("n", "Select", 0, 100, 0, &[100, 100])], 1);
     let s = status(&snapshot, &stats);
-    assert_eq!(s.disk_used_gb, 80.0);
+    assert_eq!(s.disk_used_gb, Some(80.0));
+    assert!(s.disks_space_unknown.is_empty());
     assert_eq!(s.disk_used_ratio_max, Some(0.8));
     assert_eq!(s.query_p95_ms, Some(95.0));
     assert_eq!(s.active_queries, 3);
+}
+
+fn disk(replica: &str, name: &str, kind: &str, free: u64, total: u64) -> DiskRow {
+    DiskRow {
+        replica: replica.into(),
+        disk: name.into(),
+        disk_type: kind.into(),
+        free,
+        total,
+        unreserved: free,
+        keep_free: 0,
+    }
+}
+
+fn family<'a>(fams: &'a [MetricFamily], def: &Def) -> &'a MetricFamily {
+    fams.iter().find(|f| f.def() == def).unwrap()
+}
+
+fn label_values(f: &MetricFamily, label: &str) -> Vec<(String, f64)> {
+    f.samples()
+        .iter()
+        .map(|s| {
+            let v = s.labels.iter().find(|(k, _)| *k == label).map(|(_, v)| v.clone()).unwrap_or_default();
+            let x = match s.value {
+                Value::Gauge(x) | Value::Counter(x) => x,
+                _ => f64::NAN,
+            };
+            (v, x)
+        })
+        .collect()
+}
+
+/// system.disks on ClickHouse Cloud / S3 disks: 18446744073709551615 for what the disk cannot tell.
+#[test]
+fn object_storage_sentinel_never_reaches_a_value_or_ratio() {
+    let snapshot = Snapshot {
+        disks: vec![
+            disk("n", "default", "Local", 20_000_000_000, 100_000_000_000),
+            disk("n", "s3", "ObjectStorage", u64::MAX, u64::MAX),
+            // Only one of the two unknown: still no ratio can be computed.
+            disk("n", "half", "ObjectStorage", 5, u64::MAX),
+        ],
+        ..Snapshot::default()
+    };
+    let stats = QueryStats::new(vec![1.0]);
+    let fams = families(&snapshot, &stats);
+    for def in [&DISK_FREE, &DISK_TOTAL, &DISK_UNRESERVED, &DISK_KEEP_FREE] {
+        for (_, v) in label_values(family(&fams, def), "disk") {
+            assert!(v < 1e19, "{} carries the sentinel: {v}", def.name);
+        }
+    }
+    assert_eq!(label_values(family(&fams, &DISK_TOTAL), "disk"), vec![("default".into(), 1e11)]);
+    assert_eq!(label_values(family(&fams, &DISK_FREE), "disk"), vec![("default".into(), 2e10)]);
+    let info = label_values(family(&fams, &DISK_INFO), "space_known");
+    assert_eq!(info, vec![("true".into(), 1.0), ("false".into(), 1.0), ("false".into(), 1.0)]);
+    let types: Vec<String> = label_values(family(&fams, &DISK_INFO), "type").into_iter().map(|(t, _)| t).collect();
+    assert_eq!(types, ["Local", "ObjectStorage", "ObjectStorage"]);
+    let s = status(&snapshot, &stats);
+    assert_eq!(s.disk_used_gb, Some(80.0));
+    assert_eq!(s.disk_used_ratio_max, Some(0.8));
+    assert_eq!(s.disks_space_unknown, ["n/s3", "n/half"]);
+
+    // Only object storage (ClickHouse Cloud): no figure at all rather than 0.
+    let cloud =
+        Snapshot { disks: vec![disk("c", "s3disk", "ObjectStorage", u64::MAX, u64::MAX)], ..Snapshot::default() };
+    let s = status(&cloud, &stats);
+    assert_eq!(s.disk_used_gb, None);
+    assert_eq!(s.disk_used_ratio_max, None);
+    assert!(family(&families(&cloud, &stats), &DISK_TOTAL).samples().is_empty());
+}
+
+fn version(replica: &str, index: u32) -> VersionRow {
+    VersionRow { replica: replica.into(), replica_index: index, version: "v24.8.4.1-lts".into() }
+}
+
+fn expected(shard: u32, replica: u32, host: &str) -> ClusterReplicaRow {
+    ClusterReplicaRow { shard_num: shard, replica_num: replica, host_name: host.into(), port: 9000 }
+}
+
+#[test]
+fn cluster_replica_counts_with_one_replica_missing() {
+    // 2 shards × 2 replicas; clusterAllReplicas numbers them 1..4 by shard then replica, and
+    // replica 3 (shard 2, replica 1) was skipped as unavailable.
+    let snapshot = Snapshot {
+        versions: vec![version("ch-1", 1), version("ch-2", 2), version("ch-4", 4)],
+        cluster: Some(vec![
+            expected(1, 1, "ch-1.db"),
+            expected(1, 2, "ch-2.db"),
+            expected(2, 1, "ch-3.db"),
+            expected(2, 2, "ch-4.db"),
+        ]),
+        tables_up: vec![("disks", true), ("query_log", false)],
+        ..Snapshot::default()
+    };
+    let fams = families(&snapshot, &QueryStats::new(vec![1.0]));
+    assert_eq!(
+        label_values(family(&fams, &CLUSTER_REPLICAS), "state"),
+        vec![("expected".into(), 4.0), ("answering".into(), 3.0)]
+    );
+    assert_eq!(
+        label_values(family(&fams, &CLUSTER_REPLICA_UP), "address"),
+        vec![
+            ("ch-1.db:9000".into(), 1.0),
+            ("ch-2.db:9000".into(), 1.0),
+            ("ch-3.db:9000".into(), 0.0),
+            ("ch-4.db:9000".into(), 1.0)
+        ]
+    );
+    assert_eq!(
+        label_values(family(&fams, &SYSTEM_TABLE_UP), "table"),
+        vec![("disks".into(), 1.0), ("query_log".into(), 0.0)]
+    );
+    // Single node: no cluster families.
+    let single =
+        families(&Snapshot { versions: vec![version("n", 1)], ..Snapshot::default() }, &QueryStats::new(vec![1.0]));
+    assert!(single.iter().all(|f| f.def() != &CLUSTER_REPLICAS && f.def() != &CLUSTER_REPLICA_UP));
 }
