@@ -17,7 +17,7 @@ use polo_exporter::sources;
 /// Families whose values move on their own between two runs a few seconds apart (background
 /// merges, other processes writing to the disk, a query running at that instant): compared by
 /// their series, not their values.
-const MOVING: [&str; 7] = [
+const MOVING: [&str; 9] = [
     "polo_clickhouse_disk_free_bytes",
     "polo_clickhouse_disk_unreserved_bytes",
     "polo_clickhouse_table_bytes_on_disk",
@@ -26,6 +26,10 @@ const MOVING: [&str; 7] = [
     "polo_clickhouse_longest_running_query_seconds",
     // When the cost figures were fetched: the time of each run.
     "polo_own_cost_fetched_timestamp_seconds",
+    // Health and readiness are judged at the time of each run: a key may cross its late
+    // threshold, a dependency its window, in the seconds between the two passes.
+    "polo_collector_keys",
+    "polo_collector_dependencies_ready",
 ];
 
 /// Families that count other clients' queries in a time window (system.query_log): what they hold
