@@ -30,7 +30,7 @@ pub async fn clients<'a, C>(
     let mut clients = std::collections::HashMap::new();
     for region in regions {
         let conf = sdk_config(aws, region, attempt_timeout).await;
-        clients.insert(region.clone(), make(&conf, CountRequests(ctx.clone())));
+        clients.insert(region.clone(), make(&conf, CountRequests::new(ctx.clone())));
     }
     clients
 }
@@ -41,9 +41,25 @@ pub fn sqs_client(conf: &SdkConfig, count: CountRequests) -> aws_sdk_sqs::Client
 }
 
 /// Counts every request attempt a client sends (retries included: each is billed) into the
-/// source's [`Usage::AwsRequests`].
+/// source's [`Usage::AwsRequests`] and, for an API with a list price per request (see
+/// [`CountRequests::priced`]), adds that price to [`Usage::AwsRequestCostMicroUsd`].
 #[derive(Debug)]
-pub struct CountRequests(pub SourceContext);
+pub struct CountRequests {
+    ctx: SourceContext,
+    /// Price of one request in millionths of a USD (Cost Explorer: 10,000 = $0.01); 0: not priced.
+    micro_usd: u64,
+}
+
+impl CountRequests {
+    pub fn new(ctx: SourceContext) -> Self {
+        Self { ctx, micro_usd: 0 }
+    }
+
+    /// Also charges each request `micro_usd` millionths of a USD.
+    pub fn priced(self, micro_usd: u64) -> Self {
+        Self { micro_usd, ..self }
+    }
+}
 
 impl Intercept for CountRequests {
     fn name(&self) -> &'static str {
@@ -56,32 +72,10 @@ impl Intercept for CountRequests {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_sqs::error::BoxError> {
-        self.0.add(Usage::AwsRequests, 1);
-        Ok(())
-    }
-}
-
-/// Adds the list price of every request attempt a client sends to the source's
-/// [`Usage::AwsRequestCostMicroUsd`] (beside [`CountRequests`], for APIs billed per request).
-#[derive(Debug)]
-pub struct ChargeRequests {
-    pub ctx: SourceContext,
-    /// Price of one request in millionths of a USD (Cost Explorer: 10,000 = $0.01).
-    pub micro_usd: u64,
-}
-
-impl Intercept for ChargeRequests {
-    fn name(&self) -> &'static str {
-        "polo-exporter-charge-requests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
-        self.ctx.add(Usage::AwsRequestCostMicroUsd, self.micro_usd);
+        self.ctx.add(Usage::AwsRequests, 1);
+        if self.micro_usd > 0 {
+            self.ctx.add(Usage::AwsRequestCostMicroUsd, self.micro_usd);
+        }
         Ok(())
     }
 }

@@ -172,10 +172,8 @@ impl AwsCost {
             .get_or_init(|| async {
                 let region = [REGION.to_string()];
                 let mut clients = crate::aws::clients(&self.cfg.aws, &region, self.timeout, ctx, |conf, count| {
-                    let price = crate::aws::ChargeRequests { ctx: ctx.clone(), micro_usd: REQUEST_MICRO_USD };
-                    Client::from_conf(
-                        aws_sdk_costexplorer::config::Builder::from(conf).interceptor(count).interceptor(price).build(),
-                    )
+                    let count = count.priced(REQUEST_MICRO_USD);
+                    Client::from_conf(aws_sdk_costexplorer::config::Builder::from(conf).interceptor(count).build())
                 })
                 .await;
                 clients.remove(REGION).expect("a client for the one region asked")
