@@ -11,6 +11,7 @@ use polo_exporter::clock::{civil_from_days, days_from_civil, unix_seconds};
 use serde_json::json;
 
 const TAG: &str = "polo:purpose";
+const CE_PAGE_SIZE: i64 = 2;
 
 fn config(aws: &DevAws, extra: &str) -> String {
     format!(
@@ -70,8 +71,8 @@ fn seed(aws: &DevAws) -> Vec<(i64, String, f64)> {
 
 #[test]
 fn figures_equal_the_seeded_costs_and_every_page_is_followed() {
-    // 3 groups a page: the round takes many pages, and a day's groups are split across two.
-    let aws = DevAws::start(&["--seed", "empty", "--ce-page-size", "3"]);
+    // 2 groups a page: the round takes many pages, and a day's 3 groups are split across two.
+    let aws = DevAws::start(&["--seed", "empty", "--ce-page-size", &CE_PAGE_SIZE.to_string()]);
     let tagged = seed(&aws);
     aws.reset_calls();
     let exporter = Exporter::start_env(&config(&aws, "    monthly_budget_usd: 123.5\n"), &AWS_TEST_ENV);
@@ -114,8 +115,13 @@ fn figures_equal_the_seeded_costs_and_every_page_is_followed() {
     assert_eq!(m.value("polo_own_cost_data_available", &[]), Some(1.0));
     assert_eq!(m.value("polo_own_cost_last_complete_day_timestamp_seconds", &[]), Some((last * 86_400) as f64));
     // Every page is one request, counted and priced by the exporter as the emulator saw them.
+    // The round asks for the month to date and the 7 days before the last complete day, through
+    // today: 3 tagged groups a day, CE_PAGE_SIZE a page. At least 9 days on any day of the month.
+    let days = today - month.min(last - 7) + 1;
+    let expected_pages = (3 * days).div_ceil(CE_PAGE_SIZE);
     let pages = aws.calls("ce:GetCostAndUsage");
-    assert!(pages > 10, "{pages} pages");
+    assert_eq!(pages as i64, expected_pages, "{days} days");
+    assert!(pages >= 14, "{pages} pages: paging must be followed on every day of the month");
     assert_eq!(m.value("polo_exporter_aws_requests_total", &[("source", "aws_cost")]), Some(pages as f64));
     assert!(close(m.value("polo_exporter_aws_request_cost_usd_total", &[("source", "aws_cost")]), pages as f64 * 0.01));
     let st = status(&exporter);
