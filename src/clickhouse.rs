@@ -1,6 +1,8 @@
 //! ClickHouse access shared by the ClickHouse-backed sources: one client per source, every
 //! query bounded on the server too, read rows recorded, errors classified.
 
+pub mod config;
+
 use std::path::Path;
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -13,9 +15,9 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::config::raw::RawClickHouseTls;
-use crate::config::{ClickHouseConfig, ConfigError, Shared, DEFAULT_CLICKHOUSE_TIMEOUT};
+use crate::config::ConfigError;
 use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
+use config::{ClickHouseConfig, RawClickHouseTls, DEFAULT_CLICKHOUSE_TIMEOUT};
 
 /// Classes of ClickHouse exception codes: one table for the exporter's own failures
 /// (`polo_exporter_source_errors_total{kind}`) and for the failures it reports
@@ -95,39 +97,18 @@ pub const PROFILE_MAX_EXECUTION_TIME: Duration = Duration::from_secs(60);
 /// `max_result_rows` of the shipped monitoring profile: a larger result fails with code 158.
 pub const PROFILE_MAX_RESULT_ROWS: u64 = 200_001;
 
-/// Where the configuration asks more than the shipped monitoring profile allows: each would
-/// fail every query on a server with that profile. Printed by `--config.check`.
-pub fn profile_warnings(config: &crate::config::Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let s = &config.sources;
-    let timeouts = [
-        ("collector_runs", s.collector_runs.as_ref().map(|e| e.settings.timeout)),
-        ("accounts", s.accounts.as_ref().map(|e| e.settings.timeout)),
-        ("clickhouse_system", s.clickhouse_system.as_ref().map(|e| e.settings.timeout)),
-    ];
-    for (name, timeout) in timeouts {
-        // Sent as whole seconds, at least 1 (see ClickHouse::new).
-        if let Some(t) = timeout.filter(|t| t.as_secs() > PROFILE_MAX_EXECUTION_TIME.as_secs()) {
-            out.push(format!(
-                "sources.{name}.timeout {}s is sent as max_execution_time, above the shipped profile's MAX {}s: \
-                 such a server refuses every query with code 452 (lower the timeout or raise the MAX)",
-                t.as_secs(),
-                PROFILE_MAX_EXECUTION_TIME.as_secs()
-            ));
-        }
-    }
-    // collector_runs aggregates per key on the server: its results are one row per key, not bounded
-    // by a setting (a result above the limit is reported as code 158, kind `limit`).
-    let rows = [("clickhouse_system.max_rows", s.clickhouse_system.as_ref().map(|e| e.config.max_rows))];
-    for (key, result_rows) in rows {
-        if let Some(n) = result_rows.filter(|n| *n > PROFILE_MAX_RESULT_ROWS) {
-            out.push(format!(
-                "sources.{key} lets a query return {n} rows, above the shipped profile's max_result_rows \
-                 {PROFILE_MAX_RESULT_ROWS}: a result that large fails with code 158 (lower it or raise the limit)"
-            ));
-        }
-    }
-    out
+/// The warning of `--config.check` for a ClickHouse source whose `timeout` the shipped
+/// monitoring profile would refuse (every query fails with code 452), if it would.
+pub fn timeout_warning(source: &str, timeout: Duration) -> Option<String> {
+    // Sent as whole seconds, at least 1 (see ClickHouse::new).
+    (timeout.as_secs() > PROFILE_MAX_EXECUTION_TIME.as_secs()).then(|| {
+        format!(
+            "sources.{source}.timeout {}s is sent as max_execution_time, above the shipped profile's MAX {}s: \
+             such a server refuses every query with code 452 (lower the timeout or raise the MAX)",
+            timeout.as_secs(),
+            PROFILE_MAX_EXECUTION_TIME.as_secs()
+        )
+    })
 }
 
 /// Starts the `log_comment` of every query the exporter sends.
@@ -139,8 +120,8 @@ pub fn log_comment(source: &str) -> String {
 }
 
 /// The default `timeout` of a ClickHouse source: `clickhouse.timeout`.
-pub fn default_timeout(shared: &Shared) -> Duration {
-    shared.clickhouse.map_or(DEFAULT_CLICKHOUSE_TIMEOUT, |c| c.timeout)
+pub fn default_timeout(clickhouse: Option<&ClickHouseConfig>) -> Duration {
+    clickhouse.map_or(DEFAULT_CLICKHOUSE_TIMEOUT, |c| c.timeout)
 }
 
 /// TLS to an `https://` ClickHouse (ClickHouse Cloud serves only HTTPS, port 8443): rustls

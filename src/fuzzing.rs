@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::{duration, Config, ConfigError};
+use crate::config::{duration, ConfigError};
+use crate::config_file::Config;
 use crate::http;
 use crate::metrics::{self, Def};
 use crate::web::WebSecurity;

@@ -4,6 +4,7 @@ pub mod aws;
 pub mod clickhouse;
 pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod framework;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod online;
 pub mod panics;
 pub mod reload;
+pub mod source_kind;
 pub mod sources;
 pub mod status;
 pub mod web;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use polo_exporter::config::{duration, Config};
+use polo_exporter::config::duration;
+use polo_exporter::config_file::Config;
 use polo_exporter::framework::error_chain;
 use polo_exporter::http::{self, App, Stop, WebConfig};
 use polo_exporter::reload::{self, Files, Loaded};
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
         return match (Config::load(&args.config_file), web) {
             (Ok(config), Ok(_)) => {
                 println!("config OK: {}", args.config_file.display());
-                for warning in polo_exporter::clickhouse::profile_warnings(&config) {
+                for warning in config.sources.warnings() {
                     println!("warning: {warning}");
                 }
                 if args.online {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::{Config, SOURCE_TIMEOUT_BOUNDS};
+use crate::config::SOURCE_TIMEOUT_BOUNDS;
+use crate::config_file::Config;
 use crate::framework::ErrorKind;
-use crate::sources;
 
 /// One source's outcome.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,7 @@ impl Outcome {
 
 /// Runs every enabled source once; each is bounded by its own `timeout`.
 pub async fn check(config: &Config) -> Vec<Outcome> {
-    let runners = sources::build(config);
+    let runners = config.sources.build();
     let deadline = Instant::now() + SOURCE_TIMEOUT_BOUNDS.1 + Duration::from_secs(1);
     let views = futures::future::join_all(runners.iter().map(|r| r.observe(deadline))).await;
     views

@@ -3,14 +3,11 @@
 //! running one. Sources whose configuration did not change keep their runner, and with it
 //! their state (no new first load, counters go on); the others start afresh.
 
-use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config_file::Config;
 use crate::framework::{error_chain, Exporter, SourceRunner};
-use crate::sources;
 use crate::web::WebSecurity;
 
 /// Everything the configuration files produced; replaced as a whole on reload.
@@ -52,10 +49,10 @@ impl Loaded {
     /// Builds the sources of `config`, keeping the runners of `previous` whose configuration
     /// is unchanged.
     pub fn assemble(config: &Config, security: WebSecurity, previous: Option<&Loaded>) -> (Loaded, Summary) {
-        let prints = fingerprints(config);
+        let prints = config.sources.fingerprints();
         let mut summary = Summary::default();
         let mut runners = Vec::new();
-        for fresh in sources::build(config) {
+        for fresh in config.sources.build() {
             let name = fresh.name();
             let print = prints.get(name).copied();
             let old = previous
@@ -85,33 +82,12 @@ impl Loaded {
     }
 }
 
-/// Per source, a fingerprint of its validated section, which holds everything its runner
-/// depends on (settings, its own keys, the connection it uses). A source missing here is
-/// always replaced.
-fn fingerprints(cfg: &Config) -> BTreeMap<&'static str, u64> {
-    let print = |section: &dyn std::fmt::Debug, secret: &str| {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        format!("{section:?}").hash(&mut hasher);
-        // `Secret` hides itself from Debug; a changed password must still count as a change.
-        secret.hash(&mut hasher);
-        hasher.finish()
-    };
-    let s = &cfg.sources;
-    let pw = cfg.clickhouse.as_ref().map(|c| c.password.expose()).unwrap_or_default();
-    BTreeMap::from([
-        ("collector_runs", print(&s.collector_runs, pw)),
-        ("accounts", print(&s.accounts, pw)),
-        ("clickhouse_system", print(&s.clickhouse_system, pw)),
-        ("sqs", print(&s.sqs, "")),
-        ("cloudwatch", print(&s.cloudwatch, "")),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::sources;
 
     fn config(text: &str) -> Config {
         Config::from_yaml(text, Path::new("t.yml"), &|_| None).unwrap()
@@ -156,5 +132,24 @@ mod tests {
         assert_eq!(summary.stopped, vec!["accounts"]);
         assert!(summary.started.is_empty(), "{summary:?}");
         assert_eq!(summary.kept, vec!["collector_runs", "clickhouse_system"]);
+    }
+
+    /// Every registered source, enabled, keeps its runner when the same file is loaded again:
+    /// computed from the registry, so no source can be left out (aws_cost once was).
+    #[test]
+    fn reloading_an_unchanged_file_keeps_every_registered_source() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/local.yml")).unwrap();
+        let text = text.replace("password_file:", "# password_file:");
+        let cfg = Config::from_yaml(&text, Path::new("examples/local.yml"), &|_| Some("x".into())).unwrap();
+        let (first, summary) = Loaded::assemble(&cfg, WebSecurity::open(), None);
+        assert_eq!(summary.started, sources::NAMES, "every registered source is enabled in examples/local.yml");
+        let again = Config::from_yaml(&text, Path::new("examples/local.yml"), &|_| Some("x".into())).unwrap();
+        let (second, summary) = Loaded::assemble(&again, WebSecurity::open(), Some(&first));
+        assert_eq!(summary.kept, sources::NAMES, "{summary:?}");
+        assert!(summary.started.is_empty() && summary.stopped.is_empty(), "{summary:?}");
+        for (runner, _) in &second.runners {
+            let old = first.runners.iter().find(|(r, _)| r.name() == runner.name()).unwrap();
+            assert!(Arc::ptr_eq(runner, &old.0), "{}", runner.name());
+        }
     }
 }

@@ -7,25 +7,46 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use crate::sources::aws_cost::model::CostStatus;
-pub use crate::sources::clickhouse_system::model::ClickHouseStatus;
-pub use crate::sources::collector_runs::health::{CollectorStatus, Health};
-pub use crate::sources::collector_runs::LoadingStatus;
-pub use crate::sources::sqs::model::SqsStatus;
-
-/// One source's section of the document.
+/// One source's section of the document: the document's `field`, claimed under `key` (two
+/// variants of one section, such as `collectors` and `collectors_loading`, share a key, so the
+/// document never holds both). Each source declares the keys it fills (`STATUS_SECTIONS` in its
+/// registration); the document knows no source.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StatusSection {
-    Collectors(Vec<CollectorStatus>),
-    /// The collectors' section while `collector_runs` runs its initial load: progress only,
-    /// and no `collectors` list (never a partial one).
-    CollectorsLoading(LoadingStatus),
-    /// Accounts by `polo_status`, every known status present.
-    Accounts(BTreeMap<String, u64>),
-    ClickHouse(ClickHouseStatus),
-    Sqs(SqsStatus),
-    /// Polo's own cost (Cost Explorer by the cost-allocation tag).
-    Cost(CostStatus),
+pub struct StatusSection {
+    key: &'static str,
+    field: &'static str,
+    value: serde_json::Value,
+}
+
+impl StatusSection {
+    /// The section `key`, holding `value`.
+    pub fn new<T: Serialize>(key: &'static str, value: &T) -> StatusSection {
+        Self::variant(key, key, value)
+    }
+
+    /// The section `key`, written as the document's `field`.
+    pub fn variant<T: Serialize>(key: &'static str, field: &'static str, value: &T) -> StatusSection {
+        let value = serde_json::to_value(value).unwrap_or_else(|err| {
+            // Only a map with non-string keys can fail; the section says so instead of a value.
+            tracing::error!(section = key, error = %err, "status section cannot be serialized");
+            serde_json::json!({"error": "section cannot be serialized"})
+        });
+        StatusSection { key, field, value }
+    }
+
+    /// The section's key in the document.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The field it is written as.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
 }
 
 /// Whether a source is up and when it last succeeded (the as-of time of its section).
@@ -37,18 +58,9 @@ pub struct SourceHealth {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StatusDocument {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collectors: Option<Vec<CollectorStatus>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub collectors_loading: Option<LoadingStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accounts: Option<BTreeMap<String, u64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clickhouse: Option<ClickHouseStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sqs: Option<SqsStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost: Option<CostStatus>,
+    /// The sources' sections, by field.
+    #[serde(flatten)]
+    pub sections: BTreeMap<&'static str, serde_json::Value>,
     pub sources: BTreeMap<&'static str, SourceHealth>,
 }
 
@@ -74,28 +86,8 @@ impl StatusDocument {
             return Err(SectionCollision { section: key, first, second: source });
         }
         owners.insert(key, source);
-        match section {
-            StatusSection::Collectors(v) => self.collectors = Some(v),
-            StatusSection::CollectorsLoading(v) => self.collectors_loading = Some(v),
-            StatusSection::Accounts(v) => self.accounts = Some(v),
-            StatusSection::ClickHouse(v) => self.clickhouse = Some(v),
-            StatusSection::Sqs(v) => self.sqs = Some(v),
-            StatusSection::Cost(v) => self.cost = Some(v),
-        }
+        self.sections.insert(section.field, section.value);
         Ok(())
-    }
-}
-
-impl StatusSection {
-    /// The section's key in the document.
-    pub fn key(&self) -> &'static str {
-        match self {
-            Self::Collectors(_) | Self::CollectorsLoading(_) => "collectors",
-            Self::Accounts(_) => "accounts",
-            Self::ClickHouse(_) => "clickhouse",
-            Self::Sqs(_) => "sqs",
-            Self::Cost(_) => "cost",
-        }
     }
 }
 
@@ -108,9 +100,14 @@ mod tests {
         let mut doc = StatusDocument::default();
         let mut owners = BTreeMap::new();
         let first = BTreeMap::from([("active".to_string(), 2)]);
-        doc.add(&mut owners, "accounts", StatusSection::Accounts(first.clone())).unwrap();
-        let err = doc.add(&mut owners, "other", StatusSection::Accounts(BTreeMap::new())).unwrap_err();
+        doc.add(&mut owners, "accounts", StatusSection::new("accounts", &first)).unwrap();
+        let err =
+            doc.add(&mut owners, "other", StatusSection::new("accounts", &BTreeMap::<String, u64>::new())).unwrap_err();
         assert_eq!(err, SectionCollision { section: "accounts", first: "accounts", second: "other" });
-        assert_eq!(doc.accounts, Some(first));
+        assert_eq!(doc.sections["accounts"], serde_json::json!({"active": 2}));
+        // A variant of a section claims the same key.
+        let err = doc.add(&mut owners, "x", StatusSection::variant("accounts", "accounts_loading", &1)).unwrap_err();
+        assert_eq!(err.section, "accounts");
+        assert!(!doc.sections.contains_key("accounts_loading"));
     }
 }

@@ -10,9 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{DevAws, DevClickHouse, AWS_TEST_ENV};
-use polo_exporter::config::Config;
+use polo_exporter::config_file::Config;
 use polo_exporter::metrics::{encode_sets, FamilySet, Sample, Value};
-use polo_exporter::sources;
 
 /// Families whose values move on their own between two runs a few seconds apart (background
 /// merges, other processes writing to the disk, a query running at that instant): compared by
@@ -39,7 +38,7 @@ const WINDOWED: [&str; 2] = ["polo_clickhouse_query_duration_seconds", "polo_cli
 type Output = BTreeMap<&'static str, Vec<(String, Vec<(String, String)>, String)>>;
 
 async fn run_in_order(cfg: &Config, reverse: bool) -> Output {
-    let runners = sources::build(cfg);
+    let runners = cfg.sources.build();
     assert_eq!(runners.len(), 6, "every source of the example config runs");
     let order: Vec<usize> = if reverse { (0..runners.len()).rev().collect() } else { (0..runners.len()).collect() };
     let mut out = Output::new();

@@ -2,6 +2,8 @@
 //! role to assume, endpoint override, bounded retries), request counting, error classification,
 //! and the SQS queue selectors both AWS sources use.
 
+pub mod config;
+
 pub mod queues;
 
 use std::time::Duration;
@@ -15,8 +17,8 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 
-use crate::config::AwsConfig;
 use crate::framework::{ErrorKind, SourceContext, SourceError, Usage};
+use config::AwsConfig;
 
 /// One client per region, each counting its requests into the source's context: `make` builds
 /// a client from the region's SDK config and the interceptor to install.

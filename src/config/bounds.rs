@@ -159,7 +159,7 @@ mod tests {
     fn reading_an_endless_file_stops_at_the_bound() {
         let text = read(std::path::Path::new("/dev/zero")).unwrap();
         assert_eq!(text.len(), MAX_BYTES + 1);
-        let e = crate::config::Config::load(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
+        let e = crate::config_file::Config::load(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
         assert_eq!(e, "/dev/zero:1: the file is 1048577 bytes, more than the 1048576 accepted");
     }
 }
@@ -169,7 +169,8 @@ mod tests {
 mod config_tests {
     use std::path::Path;
 
-    use crate::config::{line_of_key, Config, ConfigError};
+    use crate::config::{line_of_key, ConfigError};
+    use crate::config_file::Config;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_yaml(text, Path::new("t.yml"), &|name| (name == "PW").then(|| "x".to_string()))

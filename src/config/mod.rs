@@ -13,13 +13,11 @@ pub mod duration;
 pub(crate) mod raw;
 
 use std::fmt;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use raw::RawConfig;
 pub use raw::{RawCommon, RawSection};
-
-use crate::sources::SourcesConfig;
 
 /// Why a configuration could not be loaded. Every variant names the file and the key.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +40,10 @@ pub enum ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -49,20 +51,33 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if FINGERPRINTING.get() {
+            // Only inside `fingerprint`, whose text is hashed at once and never shown: a keyed
+            // digest (key random per process), so a changed secret changes the fingerprint.
+            return write!(f, "Secret({:016x})", fingerprint_key().hash_one(&self.0));
+        }
         f.write_str("Secret(<redacted>)")
     }
 }
 
-/// Default of `clickhouse.database`.
-pub const DEFAULT_CLICKHOUSE_DATABASE: &str = "polo";
-/// Default of `clickhouse.user`.
-pub const DEFAULT_CLICKHOUSE_USER: &str = "default";
-/// Default of `clickhouse.timeout`, the default timeout of the ClickHouse sources.
-pub const DEFAULT_CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default of `aws.region`.
-pub const DEFAULT_AWS_REGION: &str = "us-east-1";
-/// Default of `aws.max_attempts`.
-pub const DEFAULT_AWS_MAX_ATTEMPTS: u32 = 2;
+thread_local! {
+    static FINGERPRINTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn fingerprint_key() -> &'static std::collections::hash_map::RandomState {
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(Default::default)
+}
+
+/// A fingerprint of a validated section: a hash of its `Debug` text, in which every [`Secret`]
+/// counts by a keyed digest of its value. Equal for equal sections within one process.
+pub fn fingerprint(section: &dyn fmt::Debug) -> u64 {
+    FINGERPRINTING.set(true);
+    let text = format!("{section:?}");
+    FINGERPRINTING.set(false);
+    fingerprint_key().hash_one(&text)
+}
+
 /// Default `timeout` of a source that does not say otherwise.
 pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `serve_stale_for` of every source.
@@ -71,27 +86,6 @@ pub const DEFAULT_SERVE_STALE_FOR: Duration = Duration::from_secs(3600);
 pub const SOURCE_TIMEOUT_BOUNDS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(600));
 /// Upper bound of `min_interval` and `serve_stale_for`.
 pub const SOURCE_CACHE_MAX: Duration = Duration::from_secs(7 * 86_400);
-
-#[derive(Debug, Clone)]
-pub struct ClickHouseConfig {
-    pub url: String,
-    pub user: String,
-    pub password: Secret,
-    pub database: String,
-    pub timeout: Duration,
-    pub cluster: Option<String>,
-    /// Set for an `https://` URL.
-    pub tls: Option<crate::clickhouse::Tls>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AwsConfig {
-    pub region: String,
-    pub endpoint_url: Option<String>,
-    pub role_arn: Option<String>,
-    pub external_id: Option<String>,
-    pub max_attempts: u32,
-}
 
 /// Framework settings of one enabled source, defaults applied.
 #[derive(Debug, Clone)]
@@ -106,39 +100,6 @@ pub struct SourceSettings {
 pub struct Enabled<C> {
     pub settings: SourceSettings,
     pub config: C,
-}
-
-/// A configuration that passed validation. Only [`Config::load`] and [`Config::from_yaml`] make one.
-// The private field, unlike #[non_exhaustive], also keeps the rest of this crate from building one.
-#[allow(clippy::manual_non_exhaustive)]
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// None when the file has no `clickhouse` section (then no ClickHouse source may be enabled).
-    pub clickhouse: Option<ClickHouseConfig>,
-    pub aws: AwsConfig,
-    /// One entry per source; None where the source is not enabled.
-    pub sources: SourcesConfig,
-    _validated: (),
-}
-
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Self::from_yaml(&bounds::read(path)?, path, &|name| std::env::var(name).ok())
-    }
-
-    /// Parses and validates `text`; `path` is only used in error messages and to resolve
-    /// relative `password_file` paths; `env` looks up environment variables.
-    pub fn from_yaml(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        // Lines as YAML counts them, for the parser's errors and the validation's alike.
-        let text = &bounds::normalize_line_breaks(text);
-        let raw: RawConfig = parse(text, path)?;
-        let validator = Validator { path, text, env };
-        let clickhouse = raw.clickhouse.map(|c| validator.clickhouse(c)).transpose()?;
-        let aws = validator.aws(raw.aws.unwrap_or_default())?;
-        let shared = Shared { clickhouse: clickhouse.as_ref(), aws: &aws };
-        let sources = raw.sources.validate(&validator, &shared)?;
-        Ok(Config { clickhouse, aws, sources, _validated: () })
-    }
 }
 
 /// Parses strict YAML into `T`; errors name the file, the key path and the line. The input is
@@ -174,13 +135,23 @@ pub struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// The shared connections, as validated, for the sources' validation.
-pub struct Shared<'a> {
-    pub clickhouse: Option<&'a ClickHouseConfig>,
-    pub aws: &'a AwsConfig,
-}
+impl<'a> Validator<'a> {
+    /// A validator for the file at `path` (used in errors and to resolve relative paths), whose
+    /// text is `text`; `env` looks up environment variables.
+    pub fn new(path: &'a Path, text: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Validator { path, text, env }
+    }
 
-impl Validator<'_> {
+    /// The directory relative paths of the file are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// An environment variable, through the lookup the validator was given.
+    pub fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
     /// An error at `key` (a dotted path, `queues[2]` for list items), with its line.
     pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
@@ -230,128 +201,6 @@ impl Validator<'_> {
                 DEFAULT_SERVE_STALE_FOR,
                 (Duration::ZERO, SOURCE_CACHE_MAX),
             )?,
-        })
-    }
-
-    fn clickhouse(&self, raw: raw::RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
-        let url = raw.url.trim_end_matches('/').to_string();
-        let after_scheme = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"))
-            .ok_or_else(|| self.invalid("clickhouse.url", "must start with http:// or https://"))?;
-        let authority = after_scheme.split('/').next().unwrap_or_default();
-        if authority.contains('@') {
-            // Credentials in a URL end up in logs and error texts; force the dedicated keys.
-            return Err(self.invalid(
-                "clickhouse.url",
-                "must not contain credentials; use clickhouse.user and clickhouse.password_file",
-            ));
-        }
-        if authority.is_empty() {
-            return Err(self.invalid("clickhouse.url", "has no host"));
-        }
-        let tls = if url.starts_with("https://") {
-            let base = self.path.parent().unwrap_or(Path::new("."));
-            let invalid = |key: &str, message: String| self.invalid(key, message);
-            Some(crate::clickhouse::Tls::from_raw(raw.tls.unwrap_or_default(), base, &invalid)?)
-        } else {
-            if raw.tls.is_some() {
-                return Err(self.invalid("clickhouse.tls", "needs an https:// clickhouse.url"));
-            }
-            None
-        };
-        let set = [
-            ("password", raw.password.is_some()),
-            ("password_file", raw.password_file.is_some()),
-            ("password_env", raw.password_env.is_some()),
-        ];
-        if set.iter().filter(|(_, s)| *s).count() > 1 {
-            let second = set.iter().filter(|(_, s)| *s).nth(1).map(|(k, _)| *k).unwrap_or("password");
-            return Err(self
-                .invalid(&format!("clickhouse.{second}"), "set at most one of password, password_file, password_env"));
-        }
-        let password = if let Some(file) = raw.password_file {
-            let file = if file.is_relative() { self.path.parent().unwrap_or(Path::new(".")).join(file) } else { file };
-            let text = std::fs::read_to_string(&file).map_err(|err| {
-                self.invalid("clickhouse.password_file", format!("cannot read {}: {err}", file.display()))
-            })?;
-            Secret(text.trim_end_matches(['\n', '\r']).to_string())
-        } else if let Some(var) = raw.password_env {
-            Secret((self.env)(&var).ok_or_else(|| {
-                self.invalid("clickhouse.password_env", format!("environment variable {var} is not set"))
-            })?)
-        } else {
-            Secret(raw.password.unwrap_or_default())
-        };
-        let database = raw.database.unwrap_or_else(|| DEFAULT_CLICKHOUSE_DATABASE.to_string());
-        if !is_identifier(&database) {
-            return Err(self.invalid(
-                "clickhouse.database",
-                format!("{database:?} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"),
-            ));
-        }
-        let timeout =
-            self.duration("clickhouse.timeout", raw.timeout, DEFAULT_CLICKHOUSE_TIMEOUT, SOURCE_TIMEOUT_BOUNDS)?;
-        if let Some(cluster) = &raw.cluster {
-            let ok = !cluster.is_empty()
-                && cluster.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-            if !ok {
-                return Err(
-                    self.invalid("clickhouse.cluster", format!("{cluster:?} is not a cluster name ([A-Za-z0-9_.-]+)"))
-                );
-            }
-        }
-        Ok(ClickHouseConfig {
-            tls,
-            cluster: raw.cluster,
-            url,
-            user: raw.user.unwrap_or_else(|| DEFAULT_CLICKHOUSE_USER.to_string()),
-            password,
-            database,
-            timeout,
-        })
-    }
-
-    fn aws(&self, raw: raw::RawAws) -> Result<AwsConfig, ConfigError> {
-        let region = raw.region.unwrap_or_else(|| DEFAULT_AWS_REGION.to_string());
-        if !is_region(&region) {
-            return Err(self.invalid("aws.region", format!("{region:?} is not an AWS region name")));
-        }
-        if let Some(url) = &raw.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains('@') {
-                return Err(self.invalid("aws.endpoint_url", "must be an http(s) URL without credentials"));
-            }
-        }
-        if let Some(arn) = &raw.role_arn {
-            if !arn.starts_with("arn:") || !arn.contains(":role/") {
-                return Err(self.invalid("aws.role_arn", format!("{arn:?} is not a role ARN")));
-            }
-        }
-        if raw.external_id.is_some() && raw.role_arn.is_none() {
-            return Err(self.invalid("aws.external_id", "needs aws.role_arn"));
-        }
-        let max_attempts = raw.max_attempts.unwrap_or(DEFAULT_AWS_MAX_ATTEMPTS);
-        if !(1..=5).contains(&max_attempts) {
-            return Err(self.invalid("aws.max_attempts", "must be between 1 and 5"));
-        }
-        Ok(AwsConfig {
-            region,
-            endpoint_url: raw.endpoint_url,
-            role_arn: raw.role_arn,
-            external_id: raw.external_id,
-            max_attempts,
-        })
-    }
-}
-
-impl Shared<'_> {
-    /// The ClickHouse connection, for a ClickHouse source `name` that is enabled.
-    pub fn clickhouse(&self, validator: &Validator, name: &str) -> Result<ClickHouseConfig, ConfigError> {
-        self.clickhouse.cloned().ok_or_else(|| {
-            validator.invalid(
-                &format!("sources.{name}"),
-                "is enabled and needs the `clickhouse` section; add it, or set enabled: false",
-            )
         })
     }
 }
@@ -447,6 +296,3 @@ fn find_key(line: &str, from: usize, name: &str) -> Option<usize> {
     }
     None
 }
-
-#[cfg(test)]
-mod tests;

@@ -190,7 +190,7 @@ impl SourceContext {
     }
 }
 
-/// A source of metrics. One module in `src/sources/` implements it; `sources::build` registers it.
+/// A source of metrics. One module in `src/sources/` implements it; the `sources!` registry builds it.
 #[async_trait::async_trait]
 pub trait Source: Send + Sync + 'static {
     /// The `source` label value; also the key under `sources:` in the config.

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::SourceKind;
+use crate::clickhouse::config::ClickHouseConfig;
 use crate::clickhouse::ClickHouse;
-use crate::config::{ClickHouseConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::config::{ConfigError, SourceSettings, Validator};
 use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
 use crate::metrics::Def;
+use crate::source_kind::Shared;
+use crate::source_kind::SourceKind;
 use crate::status::StatusSection;
 
 /// Default of `sources.accounts.known_statuses`.
@@ -51,6 +53,8 @@ pub struct Accounts {
 impl SourceKind for Accounts {
     const NAME: &'static str = "accounts";
     const ENABLED_BY_DEFAULT: bool = true;
+    const FAMILIES: &'static [&'static Def] = &[&ACCOUNTS, &ACCOUNT_INFO];
+    const STATUS_SECTIONS: &'static [&'static str] = &["accounts"];
     type Raw = RawAccounts;
     type Config = AccountsConfig;
 
@@ -66,7 +70,11 @@ impl SourceKind for Accounts {
     }
 
     fn default_timeout(shared: &Shared) -> std::time::Duration {
-        crate::clickhouse::default_timeout(shared)
+        crate::clickhouse::default_timeout(shared.clickhouse)
+    }
+
+    fn warnings(_config: &Self::Config, settings: &SourceSettings) -> Vec<String> {
+        crate::clickhouse::timeout_warning(Self::NAME, settings.timeout).into_iter().collect()
     }
 
     fn build(config: &AccountsConfig, settings: &SourceSettings) -> Arc<dyn Source> {
@@ -127,7 +135,7 @@ pub fn map(rows: &[AccountRow], known_statuses: &[String]) -> SourceOutput {
     }
     SourceOutput {
         families: vec![by_status, info],
-        status: Some(StatusSection::Accounts(counts)),
+        status: Some(StatusSection::new("accounts", &counts)),
         ..SourceOutput::default()
     }
 }
@@ -158,7 +166,9 @@ mod tests {
                 ("weird".into(), Value::Gauge(1.0))
             ]
         );
-        let Some(StatusSection::Accounts(status)) = out.status else { panic!("accounts section") };
+        let status = out.status.expect("accounts section");
+        assert_eq!(status.key(), "accounts");
+        let status = status.value();
         assert_eq!(status["no_access"], 0);
         assert_eq!(status["active"], 2);
     }

@@ -13,12 +13,14 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, 
 use aws_sdk_cloudwatch::Client;
 use tokio::sync::OnceCell;
 
-use super::SourceKind;
+use crate::aws::config::AwsConfig;
 use crate::aws::queues::{self, QueueRef, QueueSpec, RawQueue, QUEUE_LABELS};
 use crate::config::duration::PromDuration;
-use crate::config::{is_region, AwsConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::config::{is_region, ConfigError, SourceSettings, Validator};
 use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
 use crate::metrics::{Def, MetricFamily};
+use crate::source_kind::Shared;
+use crate::source_kind::SourceKind;
 
 /// CloudWatch's limit of queries per GetMetricData call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
@@ -113,6 +115,8 @@ impl SourceKind for CloudWatch {
     const NAME: &'static str = "cloudwatch";
     // Needs AWS and something to watch, and costs money per metric: runs only when asked to.
     const ENABLED_BY_DEFAULT: bool = false;
+    const FAMILIES: &'static [&'static Def] =
+        &[&OLDEST_MESSAGE_AGE, &LAMBDA_INVOCATIONS, &LAMBDA_ERRORS, &LAMBDA_THROTTLES, &LAMBDA_DURATION_P95, &PERIOD];
     type Raw = RawCloudWatch;
     type Config = CloudWatchConfig;
 
@@ -151,7 +155,7 @@ impl SourceKind for CloudWatch {
             delay,
             lambda_functions: raw.lambda_functions,
             region,
-            regions: super::sqs::validate_regions(raw.regions, &key("regions"), v, shared.aws)?,
+            regions: crate::aws::config::validate_regions(raw.regions, &key("regions"), v, shared.aws)?,
             queues,
         })
     }

@@ -1,6 +1,7 @@
 //! The sources. Each is one module: its config section (declared with `source_section!`), its
 //! validation, its metric families, its pure mapping and its status section, tied together by a
-//! [`SourceKind`]. The table at the end of this file registers each with one line.
+//! [`SourceKind`] (declared below them, in `crate::source_kind`). The table at the end of this
+//! file registers each with one line; everything per source is generated from it.
 
 pub mod accounts;
 pub mod aws_cost;
@@ -10,39 +11,10 @@ pub mod collector_runs;
 pub mod sqs;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::config::{Config, ConfigError, Enabled, RawSection, Shared, SourceSettings, Validator};
-use crate::framework::{Source, SourceRunner};
-
-/// Everything the framework needs to know of a source to configure and build it.
-pub trait SourceKind {
-    /// The `source` label value and the key under `sources:`.
-    const NAME: &'static str;
-    /// Whether the source runs when its section does not say `enabled`.
-    const ENABLED_BY_DEFAULT: bool;
-    /// The section as written.
-    type Raw: RawSection;
-    /// The section validated: everything `build` needs.
-    type Config: Clone + std::fmt::Debug + Send + Sync + 'static;
-
-    /// Validates the section of an enabled source; errors name `sources.NAME.key` and its line.
-    fn validate(raw: Self::Raw, v: &Validator, shared: &Shared) -> Result<Self::Config, ConfigError>;
-
-    /// `timeout` when the section gives none.
-    fn default_timeout(shared: &Shared) -> Duration {
-        let _ = shared;
-        crate::config::DEFAULT_SOURCE_TIMEOUT
-    }
-
-    /// `min_interval` when the section gives none.
-    fn default_min_interval(config: &Self::Config) -> Duration {
-        let _ = config;
-        Duration::ZERO
-    }
-
-    fn build(config: &Self::Config, settings: &SourceSettings) -> Arc<dyn Source>;
-}
+use crate::config::{fingerprint, ConfigError, Enabled, RawSection, Validator};
+use crate::framework::SourceRunner;
+pub use crate::source_kind::{Shared, SourceInfo, SourceKind};
 
 /// Validates one section: None if the source is not enabled (its section is still parsed
 /// strictly, but not validated: a switched-off source needs nothing it names).
@@ -90,9 +62,38 @@ macro_rules! sources {
         /// Every source's name, in registration order.
         pub const NAMES: &[&str] = &[$(<$kind as SourceKind>::NAME,)*];
 
-        /// Every enabled source, wrapped in the framework's runner with its settings.
-        pub fn build(cfg: &Config) -> Vec<Arc<SourceRunner>> {
-            [$(runner::<$kind>(&cfg.sources.$name),)*].into_iter().flatten().collect()
+        /// Every source as the registry knows it, in registration order.
+        pub const INFO: &[SourceInfo] = &[$(SourceInfo {
+            name: <$kind as SourceKind>::NAME,
+            enabled_by_default: <$kind as SourceKind>::ENABLED_BY_DEFAULT,
+            families: <$kind as SourceKind>::FAMILIES,
+            status_sections: <$kind as SourceKind>::STATUS_SECTIONS,
+        },)*];
+
+        impl SourcesConfig {
+            /// Every enabled source, wrapped in the framework's runner with its settings.
+            pub fn build(&self) -> Vec<Arc<SourceRunner>> {
+                [$(runner::<$kind>(&self.$name),)*].into_iter().flatten().collect()
+            }
+
+            /// Per enabled source, a fingerprint of its validated section (settings, own keys,
+            /// connection, secrets included): equal fingerprints keep the running source on reload.
+            pub fn fingerprints(&self) -> std::collections::BTreeMap<&'static str, u64> {
+                let mut prints = std::collections::BTreeMap::new();
+                $(if let Some(section) = &self.$name {
+                    prints.insert(<$kind as SourceKind>::NAME, fingerprint(section));
+                })*
+                prints
+            }
+
+            /// What `--config.check` warns of, every enabled source's warnings in registration order.
+            pub fn warnings(&self) -> Vec<String> {
+                let mut out = Vec::new();
+                $(if let Some(s) = &self.$name {
+                    out.extend(<$kind as SourceKind>::warnings(&s.config, &s.settings));
+                })*
+                out
+            }
         }
 
         #[cfg(test)]

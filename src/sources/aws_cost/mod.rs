@@ -22,10 +22,13 @@ use aws_sdk_costexplorer::Client;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::SourceKind;
+use crate::aws::config::AwsConfig;
 use crate::config::duration::PromDuration;
-use crate::config::{AwsConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::config::{ConfigError, SourceSettings, Validator};
 use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::metrics::Def;
+use crate::source_kind::Shared;
+use crate::source_kind::SourceKind;
 use crate::status::StatusSection;
 use model::{DailyCost, Fetch};
 
@@ -103,6 +106,19 @@ impl SourceKind for AwsCost {
     const NAME: &'static str = "aws_cost";
     // Needs AWS and costs $0.01 per request: runs only when asked to.
     const ENABLED_BY_DEFAULT: bool = false;
+    const FAMILIES: &'static [&'static Def] = &[
+        &model::MONTH_TO_DATE,
+        &model::MONTH_TO_DATE_BY_SERVICE,
+        &model::LAST_DAY,
+        &model::LAST_DAY_BY_SERVICE,
+        &model::TRAILING_AVERAGE,
+        &model::FORECAST,
+        &model::BUDGET,
+        &model::FETCHED,
+        &model::LAST_COMPLETE_DAY,
+        &model::DATA,
+    ];
+    const STATUS_SECTIONS: &'static [&'static str] = &["cost"];
     type Raw = RawAwsCost;
     type Config = AwsCostConfig;
 
@@ -354,12 +370,10 @@ impl Source for AwsCost {
         let budget = self.cfg.monthly_budget_usd;
         Ok(SourceOutput {
             families: model::families(&summary, budget),
-            status: Some(StatusSection::Cost(model::status(
-                &summary,
-                self.tag(),
-                self.cfg.cost_metric.clone(),
-                budget,
-            ))),
+            status: Some(StatusSection::new(
+                "cost",
+                &model::status(&summary, self.tag(), self.cfg.cost_metric.clone(), budget),
+            )),
             partial_errors: Vec::new(),
         })
     }
@@ -370,7 +384,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::Config;
+    use crate::config_file::Config;
 
     fn load(section: &str) -> Result<Config, ConfigError> {
         let text = format!("sources:\n  collector_runs: {{enabled: false}}\n  accounts: {{enabled: false}}\n  clickhouse_system: {{enabled: false}}\n  aws_cost:\n{section}");

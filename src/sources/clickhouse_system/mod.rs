@@ -8,11 +8,14 @@ pub mod sql;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::SourceKind;
+use crate::clickhouse::config::ClickHouseConfig;
 use crate::clickhouse::ClickHouse;
 use crate::config::duration::PromDuration;
-use crate::config::{is_identifier, ClickHouseConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::config::{is_identifier, ConfigError, SourceSettings, Validator};
 use crate::framework::{Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::metrics::Def;
+use crate::source_kind::Shared;
+use crate::source_kind::SourceKind;
 use crate::status::StatusSection;
 use model::{NowRow, QueryStats, Snapshot};
 use sql::Sql;
@@ -76,6 +79,31 @@ struct QueryLogState {
 impl SourceKind for ClickHouseSystem {
     const NAME: &'static str = "clickhouse_system";
     const ENABLED_BY_DEFAULT: bool = true;
+    const FAMILIES: &'static [&'static Def] = &[
+        &model::DISK_INFO,
+        &model::DISK_FREE,
+        &model::DISK_TOTAL,
+        &model::DISK_UNRESERVED,
+        &model::DISK_KEEP_FREE,
+        &model::QUERY_DURATION,
+        &model::FAILED_QUERIES,
+        &model::ACTIVE_QUERIES,
+        &model::LONGEST_QUERY,
+        &model::TABLE_BYTES,
+        &model::TABLE_ROWS,
+        &model::TABLE_PARTS,
+        &model::TABLE_MAX_PARTS,
+        &model::REPLICA_READONLY,
+        &model::REPLICA_DELAY,
+        &model::REPLICA_QUEUE,
+        &model::MUTATIONS_PENDING,
+        &model::OLDEST_MUTATION,
+        &model::CLUSTER_REPLICAS,
+        &model::CLUSTER_REPLICA_UP,
+        &model::SYSTEM_TABLE_UP,
+        &model::BUILD_INFO,
+    ];
+    const STATUS_SECTIONS: &'static [&'static str] = &["clickhouse"];
     type Raw = RawClickHouseSystem;
     type Config = ClickHouseSystemConfig;
 
@@ -128,7 +156,21 @@ impl SourceKind for ClickHouseSystem {
     }
 
     fn default_timeout(shared: &Shared) -> Duration {
-        crate::clickhouse::default_timeout(shared)
+        crate::clickhouse::default_timeout(shared.clickhouse)
+    }
+
+    fn warnings(config: &Self::Config, settings: &SourceSettings) -> Vec<String> {
+        use crate::clickhouse::PROFILE_MAX_RESULT_ROWS;
+        let mut out: Vec<String> =
+            crate::clickhouse::timeout_warning(Self::NAME, settings.timeout).into_iter().collect();
+        if config.max_rows > PROFILE_MAX_RESULT_ROWS {
+            out.push(format!(
+                "sources.clickhouse_system.max_rows lets a query return {} rows, above the shipped profile's \
+                 max_result_rows {PROFILE_MAX_RESULT_ROWS}: a result that large fails with code 158 (lower it or raise the limit)",
+                config.max_rows
+            ));
+        }
+        out
     }
 
     fn build(config: &ClickHouseSystemConfig, settings: &SourceSettings) -> Arc<dyn Source> {
@@ -225,7 +267,7 @@ impl Source for ClickHouseSystem {
         }
         Ok(SourceOutput {
             families: model::families(&snapshot, &state.stats),
-            status: Some(StatusSection::ClickHouse(model::status(&snapshot, &state.stats))),
+            status: Some(StatusSection::new("clickhouse", &model::status(&snapshot, &state.stats))),
             partial_errors: errors,
         })
     }

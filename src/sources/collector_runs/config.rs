@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::clickhouse::config::ClickHouseConfig;
 use crate::config::duration::PromDuration;
-use crate::config::{ClickHouseConfig, ConfigError, Shared, Validator};
+use crate::config::{ConfigError, Validator};
+use crate::source_kind::Shared;
 
 /// Default of `default_expected_interval`.
 pub const DEFAULT_EXPECTED_INTERVAL: Duration = Duration::from_secs(3600);

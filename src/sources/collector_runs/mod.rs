@@ -22,10 +22,12 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Mutex};
 
-use super::SourceKind;
 use crate::clickhouse::ClickHouse;
-use crate::config::{ConfigError, Shared, SourceSettings, Validator};
+use crate::config::{ConfigError, SourceSettings, Validator};
 use crate::framework::{ErrorKind, Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::metrics::Def;
+use crate::source_kind::Shared;
+use crate::source_kind::SourceKind;
 use crate::status::StatusSection;
 use config::{CollectorRunsConfig, CollectorsConfig, RawCollectorRuns};
 use model::{Agg, Key, RunsState, Settled};
@@ -99,6 +101,33 @@ pub struct LoadingStatus {
 impl SourceKind for CollectorRuns {
     const NAME: &'static str = "collector_runs";
     const ENABLED_BY_DEFAULT: bool = true;
+    const FAMILIES: &'static [&'static Def] = &[
+        &families::LAST_RUN,
+        &families::LAST_SUCCESS,
+        &families::LAST_RUN_STATUS,
+        &families::CONSECUTIVE_FAILURES,
+        &families::LAST_RUN_DURATION,
+        &families::LAST_RUN_EVENTS,
+        &families::LAST_RUN_ROWS,
+        &families::LAST_ERROR,
+        &families::EXPECTED_INTERVAL,
+        &families::STALENESS_FACTOR,
+        &families::LATE_THRESHOLD,
+        &families::STALE_THRESHOLD,
+        &families::RUNS,
+        &families::DEPENDENCIES_READY,
+        &families::KEYS_BY_HEALTH,
+        &families::KEYS_BY_LAST_STATUS,
+        &families::MAX_CONSECUTIVE_FAILURES,
+        &families::OLDEST_SUCCESS,
+        &families::LATEST_RUN,
+        &families::LATEST_SUCCESS,
+        &families::DROPPED_KEYS,
+        &families::LOADING,
+        &families::LOAD_PROGRESS,
+        &families::ACCOUNT_LAST_SCAN,
+    ];
+    const STATUS_SECTIONS: &'static [&'static str] = &["collectors", "collectors_loading"];
     type Raw = RawCollectorRuns;
     type Config = CollectorRunsConfig;
 
@@ -107,7 +136,11 @@ impl SourceKind for CollectorRuns {
     }
 
     fn default_timeout(shared: &Shared) -> std::time::Duration {
-        crate::clickhouse::default_timeout(shared)
+        crate::clickhouse::default_timeout(shared.clickhouse)
+    }
+
+    fn warnings(_config: &Self::Config, settings: &SourceSettings) -> Vec<String> {
+        crate::clickhouse::timeout_warning(Self::NAME, settings.timeout).into_iter().collect()
     }
 
     fn build(config: &CollectorRunsConfig, settings: &SourceSettings) -> Arc<dyn Source> {
@@ -293,15 +326,19 @@ impl Inner {
         let ts = |ms: i64| crate::clock::rfc3339(ms as f64 / 1000.0);
         Ok(SourceOutput {
             families: families::map_loading(load.progress(), &self.cfg),
-            status: Some(StatusSection::CollectorsLoading(LoadingStatus {
-                state: "loading",
-                progress_ratio: load.progress(),
-                started: ts(load.started_at_unix_ms),
-                read_from: ts(load.from_ms),
-                read_until: ts(load.done_until_ms),
-                load_until: ts(load.until_ms),
-                rows_read: load.rows_read,
-            })),
+            status: Some(StatusSection::variant(
+                "collectors",
+                "collectors_loading",
+                &LoadingStatus {
+                    state: "loading",
+                    progress_ratio: load.progress(),
+                    started: ts(load.started_at_unix_ms),
+                    read_from: ts(load.from_ms),
+                    read_until: ts(load.done_until_ms),
+                    load_until: ts(load.until_ms),
+                    rows_read: load.rows_read,
+                },
+            )),
             ..SourceOutput::default()
         })
     }
@@ -357,7 +394,7 @@ impl Source for CollectorRuns {
         let mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
         Ok(SourceOutput {
             families: mapped.families,
-            status: Some(StatusSection::Collectors(mapped.collectors)),
+            status: Some(StatusSection::new("collectors", &mapped.collectors)),
             ..SourceOutput::default()
         })
     }

@@ -10,10 +10,13 @@ use std::time::Duration;
 use aws_sdk_sqs::Client;
 use tokio::sync::OnceCell;
 
-use super::SourceKind;
+use crate::aws::config::AwsConfig;
 use crate::aws::queues::{self, QueueSpec, RawQueue};
-use crate::config::{is_region, AwsConfig, ConfigError, Shared, SourceSettings, Validator};
+use crate::config::{ConfigError, SourceSettings, Validator};
 use crate::framework::{Source, SourceContext, SourceError, SourceOutput, Usage};
+use crate::metrics::Def;
+use crate::source_kind::Shared;
+use crate::source_kind::SourceKind;
 use crate::status::StatusSection;
 
 crate::source_section! {
@@ -33,20 +36,6 @@ pub struct SqsConfig {
     pub queues: Vec<QueueSpec>,
 }
 
-/// Validates a `regions` key of an AWS source: default `[aws.region]`.
-pub fn validate_regions(
-    raw: Option<Vec<String>>,
-    key: &str,
-    v: &Validator,
-    aws: &AwsConfig,
-) -> Result<Vec<String>, ConfigError> {
-    let regions = raw.unwrap_or_else(|| vec![aws.region.clone()]);
-    if regions.is_empty() || regions.len() > 40 || regions.iter().any(|r| !is_region(r)) {
-        return Err(v.invalid(key, "must list 1 to 40 AWS region names"));
-    }
-    Ok(regions)
-}
-
 pub struct Sqs {
     cfg: SqsConfig,
     timeout: Duration,
@@ -57,13 +46,15 @@ impl SourceKind for Sqs {
     const NAME: &'static str = "sqs";
     // Needs AWS and a list of queues: runs only when asked to.
     const ENABLED_BY_DEFAULT: bool = false;
+    const FAMILIES: &'static [&'static Def] = &[&model::VISIBLE, &model::IN_FLIGHT, &model::DELAYED, &model::QUEUE_UP];
+    const STATUS_SECTIONS: &'static [&'static str] = &["sqs"];
     type Raw = RawSqs;
     type Config = SqsConfig;
 
     fn validate(raw: RawSqs, v: &Validator, shared: &Shared) -> Result<SqsConfig, ConfigError> {
         Ok(SqsConfig {
             aws: shared.aws.clone(),
-            regions: validate_regions(raw.regions, "sources.sqs.regions", v, shared.aws)?,
+            regions: crate::aws::config::validate_regions(raw.regions, "sources.sqs.regions", v, shared.aws)?,
             queues: queues::validate(raw.queues, "sources.sqs.queues", v, true)?,
         })
     }
@@ -97,7 +88,7 @@ impl Source for Sqs {
         }
         Ok(SourceOutput {
             families: model::families(&resolved.queues),
-            status: Some(StatusSection::Sqs(model::status(&resolved.queues))),
+            status: Some(StatusSection::new("sqs", &model::status(&resolved.queues))),
             partial_errors: resolved.errors,
         })
     }

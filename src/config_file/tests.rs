@@ -1,4 +1,7 @@
+use std::time::Duration;
+
 use super::*;
+use crate::config::line_of_key;
 use crate::sources::accounts::DEFAULT_KNOWN_STATUSES;
 
 fn load(text: &str) -> Result<Config, ConfigError> {
@@ -36,7 +39,7 @@ fn enabled_is_the_one_switch() {
     let cfg = load("sources:\n  collector_runs: {enabled: false}\n  accounts: {enabled: false}\n  clickhouse_system: {enabled: false}\n")
         .unwrap();
     assert!(cfg.clickhouse.is_none());
-    assert!(crate::sources::build(&cfg).is_empty());
+    assert!(cfg.sources.build().is_empty());
     let e = err("sources:\n  collector_runs:\n    timeout: 5s\n");
     assert!(e.starts_with("test.yml:2: key `sources.collector_runs`"), "{e}");
     assert!(e.contains("needs the `clickhouse` section"), "{e}");
