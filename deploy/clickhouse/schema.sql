@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS polo.collector_runs
     rows_inserted UInt32,
     error String DEFAULT '',
     duration_ms UInt32,
-    -- Recommended for polo-exporter (README "Cost on ClickHouse"): the sort key cannot skip the
+    -- Recommended for polo-exporter (docs/clickhouse.md, "Cost on ClickHouse"): the sort key cannot skip the
     -- older rows of each collector in each part; this index lets a `started_at >= X` read skip
     -- every granule that holds only older runs. On an existing table:
     --   ALTER TABLE polo.collector_runs ADD INDEX started_at_minmax started_at TYPE minmax GRANULARITY 1;

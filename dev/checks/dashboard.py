@@ -2,7 +2,7 @@
 """Offline checks of deploy/grafana/dashboards/polo-system-status.json: a valid model with a
 fixed uid and no export placeholders, a datasource variable used by every panel, a unit and a
 description on every panel, $__rate_interval in every rate/increase, every metric name in the
-README's catalog or the recording rules, and threshold steps equal to the alert thresholds."""
+metric catalog (docs/reference/metrics.md) or the recording rules, and threshold steps equal to the alert thresholds."""
 
 import json
 import os
@@ -28,9 +28,15 @@ THRESHOLDS = {
 }
 
 
+# The metric catalog: one `| `polo_name` | type | labels | help |` row per family.
+CATALOG = "docs/reference/metrics.md"
+
+
 def catalog():
-    with open(os.path.join(ROOT, "README.md")) as f:
+    with open(os.path.join(ROOT, CATALOG)) as f:
         names = set(re.findall(r"^\| `(polo_[a-z0-9_]+)`", f.read(), re.M))
+    if not names:
+        raise SystemExit(f"{CATALOG}: no `| `polo_...` |` rows: the catalog moved or changed format")
     with open(os.path.join(ROOT, "deploy/prometheus/rules/polo.rules.yml")) as f:
         rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
     names |= {r["record"] for r in rules if "record" in r}
@@ -93,7 +99,7 @@ def main():
             stripped = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", stripped)
             for token in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", stripped):
                 if (token.startswith("polo_") or ":" in token) and token not in names:
-                    errors.append(f"{title}: metric {token} is not in the README catalog or the recording rules")
+                    errors.append(f"{title}: metric {token} is not in the catalog ({CATALOG}) or the recording rules")
     for title, (alert, how) in THRESHOLDS.items():
         p = next((p for p in panels if p["title"] == title), None)
         if p is None:

@@ -95,12 +95,20 @@ def check(name, ok, detail=""):
     print(("ok   " if ok else "FAIL ") + name + ("" if ok else f"\n     {detail}"), flush=True)
 
 
+# The metric catalog: one `| `polo_name` | type | labels | help |` row per family.
+CATALOG = "docs/reference/metrics.md"
+
+
 def catalog():
-    with open(os.path.join(ROOT, "README.md")) as f:
-        return sorted(set(re.findall(r"^\| `(polo_[a-z0-9_]+)`", f.read(), re.M)))
+    with open(os.path.join(ROOT, CATALOG)) as f:
+        names = sorted(set(re.findall(r"^\| `(polo_[a-z0-9_]+)`", f.read(), re.M)))
+    if not names:
+        raise RuntimeError(f"{CATALOG}: no `| `polo_...` |` rows: the catalog moved or changed format")
+    return names
 
 
 def main():
+    catalog()  # before starting anything: fails at once if the catalog has no rows
     workdir = tempfile.mkdtemp(prefix="polo-e2e-")
     stack = BudgetStack(workdir, rule_for="10s", interval="5s", aws_static=True, clickhouse_static=True)
     try:
@@ -124,7 +132,7 @@ def main():
         except TimeoutError:
             pass
         missing = missing_families()
-        check("every family of the README catalog has samples in Prometheus", not missing, f"missing: {missing}")
+        check(f"every family of the catalog ({CATALOG}) has samples in Prometheus", not missing, f"missing: {missing}")
 
         with open(os.path.join(ROOT, "deploy/grafana/dashboards/polo-system-status.json")) as f:
             dashboard = json.load(f)

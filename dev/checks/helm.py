@@ -392,7 +392,7 @@ def in_sync():
 def drift_detected():
     """On a copy of the repository's relevant files, each perturbed source must be reported."""
     work = tempfile.mkdtemp(dir=TMP)
-    for rel in ["README.md", "deploy/helm", "deploy/kubernetes", "deploy/prometheus/rules", "deploy/grafana/dashboards"]:
+    for rel in ["docs/operations.md", "deploy/helm", "deploy/kubernetes", "deploy/prometheus/rules", "deploy/grafana/dashboards"]:
         src, dst = os.path.join(ROOT, rel), os.path.join(work, rel)
         if os.path.isdir(src):
             shutil.copytree(src, dst)
@@ -416,7 +416,7 @@ def drift_detected():
     edit(f"{sync.CHART}/templates/service.yaml", lambda t: t.replace("protocol: TCP", "protocol: TCP\n      appProtocol: http", 1))
     got = {path for path, _ in sync.drift(work, HELM)}
     want = {f"{sync.CHART}/files/polo.rules.yml", f"{sync.CHART}/files/polo-system-status.json",
-            "deploy/kubernetes/deployment.yaml", "deploy/kubernetes/service.yaml", "README.md", f"{sync.CHART}/README.md"}
+            "deploy/kubernetes/deployment.yaml", "deploy/kubernetes/service.yaml", "docs/operations.md", f"{sync.CHART}/README.md"}
     if got != want:
         return f"reported {sorted(got)}, expected {sorted(want)}"
     sync.write(work, HELM)
@@ -437,7 +437,7 @@ def kustomize_equals_defaults():
 
 
 def overlay_example():
-    """dev/helm/overlay-example (the README's recipe) renders, is valid and its configuration passes."""
+    """dev/helm/overlay-example (the recipe of docs/operations.md, "Without Helm") renders, is valid and its configuration passes."""
     out = run([KUBECTL, "kustomize", os.path.join(ROOT, "dev/helm/overlay-example")])
     if out.returncode != 0:
         return out.stderr
