@@ -12,19 +12,21 @@ use crate::clickhouse::config::{ClickHouseConfig, RawClickHouse};
 use crate::config::{bounds, parse, ConfigError, Validator};
 use crate::sources::{RawSources, Shared, SourcesConfig};
 
-/// Top level of `polo-exporter.yml`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    /// How to reach the ClickHouse that holds the `polo` database; needed by the ClickHouse sources.
-    #[serde(default)]
-    pub clickhouse: Option<RawClickHouse>,
-    /// How to reach AWS (credentials come from the default chain, never from this file).
-    #[serde(default)]
-    pub aws: Option<RawAws>,
-    /// One section per source, keyed by the source's name.
-    #[serde(default)]
-    pub sources: RawSources,
+crate::documented! {
+    /// Top level of `polo-exporter.yml`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawConfig {
+        /// How to reach the ClickHouse that holds the `polo` database; needed by the ClickHouse sources.
+        #[serde(default)]
+        pub clickhouse: Option<RawClickHouse>,
+        /// How to reach AWS (credentials come from the default chain, never from this file).
+        #[serde(default)]
+        pub aws: Option<RawAws>,
+        /// One section per source, keyed by the source's name.
+        #[serde(default)]
+        pub sources: RawSources,
+    }
 }
 
 /// A configuration that passed validation. Only [`Config::load`] and [`Config::from_yaml`] make one.

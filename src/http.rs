@@ -48,6 +48,9 @@ pub static CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP: Def = Def::gauge(
     &[],
 );
 
+/// The families of the configuration's reload state.
+pub const RELOAD_FAMILIES: &[&Def] = &[&CONFIG_LAST_RELOAD_SUCCESSFUL, &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP];
+
 pub struct WebConfig {
     pub telemetry_path: String,
     /// Subtracted from `X-Prometheus-Scrape-Timeout-Seconds` to leave time to encode and send.

@@ -12,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod online;
 pub mod panics;
+pub mod reference;
 pub mod reload;
 pub mod source_kind;
 pub mod sources;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::aws::config::AwsConfig;
 use crate::clickhouse::config::ClickHouseConfig;
+use crate::config::doc::{Documented, KeyDoc};
 use crate::config::{ConfigError, RawSection, SourceSettings, Validator};
 use crate::framework::Source;
 use crate::metrics::Def;
@@ -67,6 +68,12 @@ pub trait SourceKind {
     }
 
     fn build(config: &Self::Config, settings: &SourceSettings) -> Arc<dyn Source>;
+
+    /// The documented sections of the source's config, by YAML path: its section, and the
+    /// nested ones it declares (a list item, a map value), for the configuration reference.
+    fn config_sections() -> Vec<(String, &'static [KeyDoc])> {
+        vec![(format!("sources.{}", Self::NAME), <Self::Raw as Documented>::KEYS)]
+    }
 }
 
 /// What the registry knows of a source, for the generated references and checks.
@@ -76,4 +83,5 @@ pub struct SourceInfo {
     pub enabled_by_default: bool,
     pub families: &'static [&'static Def],
     pub status_sections: &'static [&'static str],
+    pub config_sections: fn() -> Vec<(String, &'static [KeyDoc])>,
 }

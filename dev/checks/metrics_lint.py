@@ -44,9 +44,32 @@ def main():
                 print(f"no samples of {needed.decode()}")
                 return 1
         print(f"promtool check metrics: {families} families, no problems")
+        if check_catalog(body.decode()):
+            return 1
         return check_status_schema(port)
     finally:
         stack.stop()
+
+
+def check_catalog(text):
+    """Every family the exporter emits is in the generated catalog (docs/reference/metrics.md),
+    and the catalog's sections say which sources exist; returns the number of problems."""
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "docs", "reference", "metrics.md")) as f:
+        catalog = set(re.findall(r"^\| `(polo_[a-z0-9_]+)`", f.read(), re.M))
+    emitted = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name, kind = line.split()[2:4]
+            emitted.add(name + "_total" if kind == "counter" and not name.endswith("_total") else name)
+    missing = sorted(emitted - catalog)
+    if missing or not catalog:
+        print(f"families emitted but not in docs/reference/metrics.md: {missing}")
+        return 1
+    print(f"catalog: all {len(emitted)} emitted families are in docs/reference/metrics.md ({len(catalog)} listed)")
+    return 0
 
 
 def check_status_schema(port):

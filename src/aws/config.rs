@@ -19,24 +19,27 @@ pub struct AwsConfig {
     pub max_attempts: u32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAws {
-    /// Default region of the AWS sources; default us-east-1.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Endpoint override (a local emulator such as scripts/dev-aws); also used for STS.
-    #[serde(default)]
-    pub endpoint_url: Option<String>,
-    /// Role to assume with the default-chain credentials.
-    #[serde(default)]
-    pub role_arn: Option<String>,
-    /// External id for `role_arn`.
-    #[serde(default)]
-    pub external_id: Option<String>,
-    /// Attempts per AWS call, first included; default 2.
-    #[serde(default)]
-    pub max_attempts: Option<u32>,
+crate::documented! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawAws {
+        /// Default region. Default: `us-east-1`.
+        #[serde(default)]
+        pub region: Option<String>,
+        /// Endpoint override (a local emulator such as scripts/dev-aws); also used for STS.
+        #[serde(default)]
+        pub endpoint_url: Option<String>,
+        /// Role to assume with the default-chain credentials.
+        #[serde(default)]
+        pub role_arn: Option<String>,
+        /// External id for `role_arn`.
+        #[serde(default)]
+        pub external_id: Option<String>,
+        /// Attempts per AWS call (1–5), so a throttled API cannot stretch a scrape; the scrape deadline
+        /// bounds it anyway. Default: `2`.
+        #[serde(default)]
+        pub max_attempts: Option<u32>,
+    }
 }
 
 /// Validates the `aws` section (absent: every default).

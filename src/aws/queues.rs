@@ -21,19 +21,24 @@ const CONCURRENCY: usize = 8;
 /// Most queue selectors in one section.
 pub const MAX_SELECTORS: usize = 1000;
 
-/// A queue selector as written: exactly one of `name`, `url`, `prefix`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawQueue {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// Marks a queue named directly as a dead-letter queue (DLQs are also found from RedrivePolicy).
-    #[serde(default)]
-    pub dead_letter: Option<bool>,
+crate::documented! {
+    /// A queue selector as written: exactly one of `name`, `url`, `prefix`.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawQueue {
+        /// The queue's name (exactly one of `name`, `url`, `prefix`).
+        #[serde(default)]
+        pub name: Option<String>,
+        /// The queue's URL.
+        #[serde(default)]
+        pub url: Option<String>,
+        /// Every queue whose name starts with this (ListQueues, paged).
+        #[serde(default)]
+        pub prefix: Option<String>,
+        /// Marks a queue named directly as a dead-letter queue (DLQs are also found from RedrivePolicy).
+        #[serde(default)]
+        pub dead_letter: Option<bool>,
+    }
 }
 
 /// How a queue is named in the config.

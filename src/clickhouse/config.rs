@@ -28,53 +28,61 @@ pub struct ClickHouseConfig {
     pub tls: Option<super::Tls>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawClickHouse {
-    /// HTTP(S) endpoint, e.g. `http://127.0.0.1:8123` or `https://abc.eu-west-1.aws.clickhouse.cloud:8443`.
-    /// No credentials in the URL.
-    pub url: String,
-    /// User name; default `default`.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Inline password. Discouraged: prefer `password_file` or `password_env`.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// File whose content (trailing newline removed) is the password.
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Name of an environment variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Database holding `collector_runs` and `aws_accounts`; default `polo`.
-    #[serde(default)]
-    pub database: Option<String>,
-    /// Default `timeout` of the ClickHouse sources (also sent as `max_execution_time`); default 10s.
-    #[serde(default)]
-    pub timeout: Option<PromDuration>,
-    /// Cluster name: system tables are read from every replica through `clusterAllReplicas`.
-    #[serde(default)]
-    pub cluster: Option<String>,
-    /// TLS of an `https://` URL; default: the system's CA certificates, full verification.
-    #[serde(default)]
-    pub tls: Option<RawClickHouseTls>,
+crate::documented! {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawClickHouse {
+        /// `http://host:8123` or `https://host:8443` (ClickHouse Cloud: HTTPS only). No credentials in the
+        /// URL (rejected: they would end up in logs). Default: required.
+        pub url: String,
+        /// ClickHouse user; see [`deploy/clickhouse`](../clickhouse.md#least-privilege-user) for a read-only
+        /// one. Default: `default`.
+        #[serde(default)]
+        pub user: Option<String>,
+        /// Inline password. Discouraged: prefer `password_file` or `password_env`.
+        #[serde(default)]
+        pub password: Option<String>,
+        /// File whose content (trailing newline removed) is the password.
+        #[serde(default)]
+        pub password_file: Option<PathBuf>,
+        /// Name of an environment variable holding the password.
+        #[serde(default)]
+        pub password_env: Option<String>,
+        /// Database holding `collector_runs` and `aws_accounts` (a plain identifier). Default: `polo`.
+        #[serde(default)]
+        pub database: Option<String>,
+        /// Default `timeout` of the ClickHouse sources (100ms–10m); each source's own `timeout` is also sent
+        /// as `max_execution_time` so the server stops too. Default: `10s`.
+        #[serde(default)]
+        pub timeout: Option<PromDuration>,
+        /// Cluster name: system tables are read from every replica through `clusterAllReplicas`.
+        #[serde(default)]
+        pub cluster: Option<String>,
+        /// TLS of an `https://` URL; default: the system's CA certificates, full verification.
+        #[serde(default)]
+        pub tls: Option<RawClickHouseTls>,
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawClickHouseTls {
-    /// PEM file of the CA certificate(s) to trust instead of the system's.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain), for servers that require one; needs `key_file`.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// Accept any server certificate (no authentication of the server: tests only). Logged at start.
-    #[serde(default)]
-    pub insecure_skip_verify: Option<bool>,
+crate::documented! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawClickHouseTls {
+        /// PEM CA certificate(s) to trust instead of the system's (`ca-certificates`), for a private CA.
+        /// Default: system CAs.
+        #[serde(default)]
+        pub ca_file: Option<PathBuf>,
+        /// PEM client certificate (chain), for servers that require one; needs `key_file`.
+        #[serde(default)]
+        pub cert_file: Option<PathBuf>,
+        /// PEM private key of `cert_file`.
+        #[serde(default)]
+        pub key_file: Option<PathBuf>,
+        /// Accept any server certificate (tests only): logged as a warning at start, contradicts `ca_file`.
+        /// Default: `false`.
+        #[serde(default)]
+        pub insecure_skip_verify: Option<bool>,
+    }
 }
 
 /// Validates the `clickhouse` section.

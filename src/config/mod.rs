@@ -9,6 +9,7 @@
 //! data model; its errors carry line and column, and `serde_path_to_error` adds the key path.
 
 pub mod bounds;
+pub mod doc;
 pub mod duration;
 pub(crate) mod raw;
 

@@ -33,6 +33,10 @@ static BUILD_INFO: Def = Def::gauge(
     &["version", "revision"],
 );
 
+/// The exporter's own families (besides each source's usage counters, in [`super::USAGE_FAMILIES`]).
+pub const EXPORTER_FAMILIES: &[&Def] =
+    &[&SOURCE_UP, &SOURCE_DURATION, &SOURCE_LAST_SUCCESS, &SOURCE_ERRORS, &BUILD_INFO];
+
 pub struct Exporter {
     runners: Vec<Arc<SourceRunner>>,
     version: &'static str,

@@ -7,7 +7,7 @@ mod runner;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use exporter::{Exporter, Scrape};
+pub use exporter::{Exporter, Scrape, EXPORTER_FAMILIES};
 pub use runner::{SourceRunner, SourceView};
 
 use crate::metrics::{Def, MetricFamily};
@@ -136,6 +136,10 @@ static AWS_REQUEST_COST: Def = Def::counter(
     "What the source's AWS requests cost at list price, in USD (Cost Explorer: $0.01 per request, retries included).",
     &["source"],
 );
+
+/// The usage counters the framework keeps per source.
+pub const USAGE_FAMILIES: &[&Def] =
+    &[&CLICKHOUSE_READ_ROWS, &AWS_REQUESTS, &CLOUDWATCH_METRICS_REQUESTED, &AWS_REQUEST_COST];
 
 impl Usage {
     pub const ALL: [Usage; 4] =

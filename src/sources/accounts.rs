@@ -23,7 +23,8 @@ pub const MAX_ACCOUNTS: u64 = 100_000;
 crate::source_section! {
     /// `sources.accounts`.
     pub struct RawAccounts {
-        /// Statuses always exported by `polo_accounts{status}`, 0 included.
+        /// Statuses always present in `polo_accounts{status}`, 0 included; other statuses found in the table
+        /// are shown too. Default: `[active, pending_setup, no_access, disabled]`.
         pub known_statuses: Option<Vec<String>>,
     }
 }

@@ -34,17 +34,22 @@ pub const MAX_FUNCTIONS: usize = 1000;
 crate::source_section! {
     /// `sources.cloudwatch`.
     pub struct RawCloudWatch {
-        /// CloudWatch period; queried at most once per period; default 5m.
+        /// CloudWatch period (whole minutes, 1m–1d); CloudWatch is queried at most once per period
+        /// (`min_interval` defaults to it). Default: `5m`.
         pub period: Option<PromDuration>,
-        /// Only periods that ended at least this long ago are read (CloudWatch's delay); default 2m.
+        /// Only periods that ended at least this long ago are read: the latest *complete* period, not a
+        /// half-filled one. Default: `2m`.
         pub delay: Option<PromDuration>,
-        /// Polo's Lambda functions (names).
+        /// Polo's Lambda function names: Invocations, Errors, Throttles (Sum) and Duration (p95). Default:
+        /// `[]`.
         pub lambda_functions: Vec<String>,
-        /// Region of the Lambda functions; default `aws.region`.
+        /// Region of the functions. Default: `aws.region`.
         pub region: Option<String>,
-        /// Regions of the queues; default `[aws.region]`.
+        /// Regions of those queues. Default: `[aws.region]`.
         pub regions: Option<Vec<String>>,
-        /// Queues whose oldest-message age is read, same selectors as `sources.sqs.queues`.
+        /// Queues whose oldest-message age is read, same selectors as `sources.sqs.queues` (resolved by this
+        /// source itself, DLQs included; a YAML alias `*polo_queues` of the sqs list keeps them the same).
+        /// Default: `[]`.
         pub queues: Vec<RawQueue>,
     }
 }
@@ -172,6 +177,14 @@ impl SourceKind for CloudWatch {
             sqs: OnceCell::new(),
             clients: OnceCell::new(),
         })
+    }
+
+    fn config_sections() -> Vec<(String, &'static [crate::config::doc::KeyDoc])> {
+        use crate::config::doc::Documented;
+        vec![
+            (format!("sources.{}", Self::NAME), <Self::Raw as Documented>::KEYS),
+            ("sources.cloudwatch.queues[]".to_string(), <crate::aws::queues::RawQueue as Documented>::KEYS),
+        ]
     }
 }
 

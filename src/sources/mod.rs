@@ -68,6 +68,7 @@ macro_rules! sources {
             enabled_by_default: <$kind as SourceKind>::ENABLED_BY_DEFAULT,
             families: <$kind as SourceKind>::FAMILIES,
             status_sections: <$kind as SourceKind>::STATUS_SECTIONS,
+            config_sections: <$kind as SourceKind>::config_sections,
         },)*];
 
         impl SourcesConfig {

@@ -58,17 +58,24 @@ pub const MAX_PAGES: usize = 100;
 crate::source_section! {
     /// `sources.aws_cost`.
     pub struct RawAwsCost {
-        /// Cost-allocation tag key of Polo's resources; default `polo:purpose`.
+        /// Cost-allocation tag key of Polo's resources (1–128 characters). Default: `polo:purpose`.
         pub tag_key: Option<String>,
-        /// Value of that tag; default `polo-infrastructure`.
+        /// Its value. Default: `polo-infrastructure`.
         pub tag_value: Option<String>,
-        /// Cost Explorer metric: `UnblendedCost` (default), `AmortizedCost` or `NetUnblendedCost`.
+        /// `UnblendedCost`, `AmortizedCost` or `NetUnblendedCost`. Default: `UnblendedCost`.
         pub cost_metric: Option<String>,
-        /// Monthly budget in USD, exported as `polo_own_cost_budget_usd`; none by default.
+        /// Monthly budget in USD, exported as `polo_own_cost_budget_usd` (rules compare with it; no copy in
+        /// the rules). Default: none.
         pub monthly_budget_usd: Option<f64>,
-        /// File holding the last round's figures, so a restart within `min_interval` asks nothing; none by default.
+        /// A file (written atomically) holding the last round's figures: after a restart within
+        /// `min_interval` they are served from it and Cost Explorer is not asked, so a restarting or
+        /// crash-looping exporter costs nothing extra. Without it each start makes one round (the exporter
+        /// logs so). Give a path on a volume that survives restarts, e.g.
+        /// `/var/lib/polo-exporter/aws_cost.json`; relative paths are relative to the working directory.
+        /// Default: none.
         pub state_file: Option<PathBuf>,
-        /// After a failed round, the next attempt waits this long; default 15m.
+        /// After a failed round (or one cut by the deadline), the next attempt waits this long (1m–1d);
+        /// scrapes meanwhile get the same error without a request. Default: `15m`.
         pub retry_after: Option<PromDuration>,
     }
 }

@@ -35,17 +35,22 @@ pub const DEFAULT_MAX_ROWS: u64 = 10_000;
 crate::source_section! {
     /// `sources.clickhouse_system`.
     pub struct RawClickHouseSystem {
-        /// Databases whose tables are reported (parts, replicas, mutations); default `[polo]`.
+        /// Databases whose tables are reported (parts, replication, mutations). Default: `[polo]`.
         pub databases: Option<Vec<String>>,
-        /// Read query latency and failures from `system.query_log`; default true.
+        /// Read latency and failures from `system.query_log`; set `false` where the query log is disabled
+        /// (the source fails while the table is missing). Default: `true`.
         pub query_log: Option<bool>,
-        /// Count a query once it finished at least this long ago (above the log's flush interval); default 15s.
+        /// A query is counted once it finished at least this long ago; must exceed the server's
+        /// `query_log.flush_interval_milliseconds` (7.5 s by default) so that each query falls in exactly one
+        /// window. Default: `15s`.
         pub query_log_delay: Option<PromDuration>,
-        /// After an outage, read at most this much missed query log; default 10m.
+        /// After a failure or a pause, read at most this much missed log (older queries are skipped, not
+        /// counted). Default: `10m`.
         pub query_log_max_catchup: Option<PromDuration>,
-        /// Upper bounds (seconds) of the latency histogram buckets; default 5ms .. 300s.
+        /// Histogram bucket bounds in seconds (1–100 of them); `+Inf` is implied. Default: `[0.005, 0.01,
+        /// 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]`.
         pub query_duration_buckets: Option<Vec<f64>>,
-        /// LIMIT on every system-table query; default 10000.
+        /// `LIMIT` on every system-table query (1–1,000,000). Default: `10000`.
         pub max_rows: Option<u64>,
     }
 }

@@ -33,23 +33,35 @@ const DAY: Duration = Duration::from_secs(86_400);
 crate::source_section! {
     /// `sources.collector_runs`.
     pub struct RawCollectorRuns {
-        /// Expected interval of a collector not listed in `expected_intervals`; default 1h.
+        /// Expected interval of a collector not listed below (1s–366d). Default: `1h`.
         pub default_expected_interval: Option<PromDuration>,
-        /// A key is stale after `staleness_factor` × its collector's expected interval without a success; default 2.
+        /// A key is **stale** after `staleness_factor` × its collector's expected interval without a success
+        /// (the spec's "2×"); 1–100. Default: `2`.
         pub staleness_factor: Option<f64>,
-        /// Expected interval per collector name.
+        /// Map collector name → expected interval, e.g. `config_ec2: 15m`. Default: `{}`.
         pub expected_intervals: BTreeMap<String, PromDuration>,
-        /// Collectors that need others to have succeeded recently.
+        /// Map collector → `{requires: [collectors...], within: 20m}`; `polo_collector_dependencies_ready` is
+        /// 1 when **each** required collector has a `succeeded` run completed within `within`. Default: `{}`.
         pub dependencies: BTreeMap<String, RawDependency>,
-        /// How late a run's row may be inserted after its `started_at`; default 1h.
+        /// How long after its `started_at` a run's row may still be inserted (a collector writes its row when
+        /// the run ends): a Lambda runs at most 15 minutes, plus 5 for the write. Must exceed the longest run
+        /// (1m–7d). Each scrape reads the runs that started in this window; see
+        /// [cost](../clickhouse.md#cost-on-clickhouse). Default: `20m`.
         pub late_arrival_window: Option<PromDuration>,
-        /// Stop exporting a key whose latest run completed longer ago than this; default 90d (the table TTL).
+        /// Stop exporting a key whose latest run completed longer ago (the table's TTL). The initial load
+        /// reads the runs that started within `forget_after` before the window. Default: `90d`.
         pub forget_after: Option<PromDuration>,
         /// Deprecated: the window is aggregated on the server, so no run count bounds it.
         pub max_window_rows: Option<u64>,
-        /// Which keys get per-key series: all, unhealthy or none; default all (up to the bound below).
+        /// Which keys (collector, account, region) get the [per-key
+        /// families](../metrics.md#source-collector_runs-polocollector_runs): `all`, `unhealthy` (late,
+        /// stale, or latest run not `succeeded`) or `none`. The per-collector rollups always cover every key.
+        /// Default: `all`.
         pub per_key_series: Option<PerKeySeries>,
-        /// At most this many keys get per-key series, the least healthy first; default 1000.
+        /// At most this many keys get per-key series (about 9 series each), the least healthy first: stale,
+        /// then late, then the longest failure streak, then latest run not succeeded. What the bound leaves
+        /// out is counted in `polo_collector_per_key_series_dropped_keys{collector}`. Raise it (up to
+        /// 10,000,000) with `per_key_series: all` for every series of a small deployment. Default: `1000`.
         pub per_key_series_max_keys: Option<u64>,
     }
 }
@@ -67,14 +79,16 @@ pub enum PerKeySeries {
     None,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDependency {
-    /// Collectors that must each have a `succeeded` run within `within`.
-    pub requires: Vec<String>,
-    /// How recent those successes must be; default 20m.
-    #[serde(default)]
-    pub within: Option<PromDuration>,
+crate::documented! {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RawDependency {
+        /// Collectors that must each have a `succeeded` run within `within`.
+        pub requires: Vec<String>,
+        /// How recent those successes must be; default 20m.
+        #[serde(default)]
+        pub within: Option<PromDuration>,
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -156,6 +156,17 @@ impl SourceKind for CollectorRuns {
             }),
         })
     }
+
+    fn config_sections() -> Vec<(String, &'static [crate::config::doc::KeyDoc])> {
+        use crate::config::doc::Documented;
+        vec![
+            (format!("sources.{}", Self::NAME), <Self::Raw as Documented>::KEYS),
+            (
+                "sources.collector_runs.dependencies.<collector>".to_string(),
+                <config::RawDependency as Documented>::KEYS,
+            ),
+        ]
+    }
 }
 
 /// The per-key aggregate SQL over runs with `started_at` in [from, until); rows that started

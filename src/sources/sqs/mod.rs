@@ -22,9 +22,11 @@ use crate::status::StatusSection;
 crate::source_section! {
     /// `sources.sqs`.
     pub struct RawSqs {
-        /// Regions whose queues are watched; default `[aws.region]`.
+        /// Regions whose queues are watched. Default: `[aws.region]`.
         pub regions: Option<Vec<String>>,
-        /// Queues by `name`, `url` or name `prefix`; `dead_letter: true` marks a DLQ named directly.
+        /// List of `{name: NAME}`, `{url: URL}` or `{prefix: PREFIX}` (ListQueues, paginated), each
+        /// optionally `dead_letter: true` to mark a DLQ named directly (its source queues are then found with
+        /// ListDeadLetterSourceQueues). Default: required.
         pub queues: Vec<RawQueue>,
     }
 }
@@ -61,6 +63,14 @@ impl SourceKind for Sqs {
 
     fn build(config: &SqsConfig, settings: &SourceSettings) -> Arc<dyn Source> {
         Arc::new(Self { cfg: config.clone(), timeout: settings.timeout, clients: OnceCell::new() })
+    }
+
+    fn config_sections() -> Vec<(String, &'static [crate::config::doc::KeyDoc])> {
+        use crate::config::doc::Documented;
+        vec![
+            (format!("sources.{}", Self::NAME), <Self::Raw as Documented>::KEYS),
+            ("sources.sqs.queues[]".to_string(), <crate::aws::queues::RawQueue as Documented>::KEYS),
+        ]
     }
 }
 
