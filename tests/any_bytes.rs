@@ -217,3 +217,39 @@ fn any_bytes_in_any_string_column_keep_every_source_up() {
     assert_sources_up(&m, &exporter);
     assert_matches_seed(&ch, &m);
 }
+
+/// Issue 19, item 2: values that differ only in what cleaning removes or replaces (a tab and a
+/// space, a zero-width space, NUL) stay distinct series, in both formats.
+#[test]
+fn values_that_clean_alike_stay_distinct_series() {
+    let ch = DevClickHouse::start();
+    ch.exec(
+        "INSERT INTO polo.aws_accounts (aws_account_id, account_name, polo_status) VALUES \
+         ('1 2', 'a', 'active'), ('1\\t2', 'a', 'active'), ('12', 'a', 'active'), ('1\u{200B}2', 'a', 'active'), \
+         ('1\\n2', 'a', 'active'), ('1\\02', 'a', 'active'), ('1\u{FEFF}2', 'a', 'active')",
+    );
+    ch.exec(
+        "INSERT INTO polo.collector_runs (collector, aws_account_id, aws_region, started_at, completed_at, status, events_produced, rows_inserted, error, duration_ms) VALUES \
+         ('c', '1', 'eu west', now64(3) - 60, now64(3) - 50, 'failed', 0, 0, 'x', 1), \
+         ('c', '1', 'eu\\twest', now64(3) - 60, now64(3) - 50, 'failed', 0, 0, 'x', 1), \
+         ('c', '1', 'euwest', now64(3) - 60, now64(3) - 50, 'failed', 0, 0, 'x', 1), \
+         ('c', '1', 'eu\u{200B}west', now64(3) - 60, now64(3) - 50, 'failed', 0, 0, 'x', 1)",
+    );
+    let exporter = Exporter::start(&config(&ch.url(), ""));
+    let accounts = ch.rows("SELECT count() AS n FROM polo.aws_accounts FINAL");
+    let keys = ch.rows(
+        "SELECT count() AS n FROM (SELECT DISTINCT collector, aws_account_id, aws_region FROM polo.collector_runs)",
+    );
+    for accept in ["application/openmetrics-text; version=1.0.0", "text/plain; version=0.0.4"] {
+        let resp = common::http(exporter.port, "GET", "/metrics", &[("Accept", accept)], "");
+        assert_eq!(resp.status, 200);
+        // The parser refuses a series given twice.
+        let m = Metrics::parse(&resp.body);
+        assert_eq!(m.find("polo_account_info", &[]).len() as f64, num(&accounts[0]["n"]), "{accept}");
+        assert_eq!(
+            m.find("polo_collector_last_run_timestamp_seconds", &[]).len() as f64,
+            num(&keys[0]["n"]),
+            "{accept}"
+        );
+    }
+}

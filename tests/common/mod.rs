@@ -326,6 +326,12 @@ impl Metrics {
             };
             out.push((name.to_string(), labels, value));
         }
+        // Every exporter output the tests read passes here (text and OpenMetrics alike): one
+        // series must never be exported twice.
+        let mut seen = std::collections::HashSet::new();
+        for (name, labels, _) in &out {
+            assert!(seen.insert((name, labels)), "duplicate series {name}{labels:?} in the exporter's output");
+        }
         Self(out)
     }
 
