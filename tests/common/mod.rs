@@ -287,6 +287,17 @@ impl Exporter {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A field of /proc/PID/status (e.g. `Threads`, `VmHWM` in kB), as a number.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 impl Drop for Exporter {
