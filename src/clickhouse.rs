@@ -2,6 +2,7 @@
 //! query bounded on the server too, read rows recorded, errors classified.
 
 pub mod config;
+pub mod text;
 
 use std::path::Path;
 use std::sync::{Arc, Once};
@@ -283,14 +284,22 @@ fn http_client(tls: Option<&Tls>) -> clickhouse::Client {
     }
 }
 
+/// Keys whose invalid bytes were logged, per source; beyond this many, no more such lines.
+const MAX_LOGGED_INVALID_KEYS: usize = 1000;
+/// Longest key in a log line, in characters.
+const MAX_LOGGED_KEY_CHARS: usize = 120;
+
 #[derive(Clone)]
 pub struct ClickHouse {
     client: clickhouse::Client,
     database: String,
+    source: &'static str,
+    /// Keys already logged for holding invalid bytes (each is logged once).
+    logged_invalid: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl ClickHouse {
-    pub fn new(cfg: &ClickHouseConfig, source: &str, timeout: Duration) -> Self {
+    pub fn new(cfg: &ClickHouseConfig, source: &'static str, timeout: Duration) -> Self {
         let client = http_client(cfg.tls.as_ref())
             .with_url(&cfg.url)
             .with_user(&cfg.user)
@@ -301,7 +310,7 @@ impl ClickHouse {
             // Makes X-ClickHouse-Summary complete, so read_rows is exact. Results are small.
             .with_setting("wait_end_of_query", "1")
             .with_setting("log_comment", log_comment(source));
-        Self { client, database: cfg.database.clone() }
+        Self { client, database: cfg.database.clone(), source, logged_invalid: Arc::default() }
     }
 
     /// A table of the configured database, qualified (the name was validated as an identifier).
@@ -316,7 +325,7 @@ impl ClickHouse {
     /// Runs `query` and decodes all rows; `what` names the query in errors.
     pub async fn fetch_all<T>(&self, ctx: &SourceContext, what: &str, query: Query) -> Result<Vec<T>, SourceError>
     where
-        T: RowOwned + RowRead,
+        T: RowOwned + RowRead + text::RowKey,
     {
         let fail = |err: clickhouse::error::Error| match tls_problem(&err) {
             Some(problem) => SourceError::with_cause(
@@ -340,13 +349,39 @@ impl ClickHouse {
         };
         let mut cursor = query.fetch::<T>().map_err(fail)?;
         let mut rows = Vec::new();
-        while let Some(row) = cursor.next().await.map_err(fail)? {
+        loop {
+            let (next, invalid) = text::counting(cursor.next()).await;
+            let Some(row) = next.map_err(fail)? else { break };
+            if invalid > 0 {
+                ctx.add(Usage::InvalidValues, invalid);
+                self.log_invalid(what, &row.key(), invalid);
+            }
             rows.push(row);
         }
         if let Some(read) = cursor.summary().and_then(|s| s.read_rows()) {
             ctx.add(Usage::ClickHouseReadRows, read);
         }
         Ok(rows)
+    }
+}
+
+impl ClickHouse {
+    /// One warning per key (up to [`MAX_LOGGED_INVALID_KEYS`]) with the key, never the value.
+    fn log_invalid(&self, what: &str, key: &str, fields: u64) {
+        let mut logged = self.logged_invalid.lock().expect("logged keys poisoned");
+        if logged.len() >= MAX_LOGGED_INVALID_KEYS || !logged.insert(key.to_string()) {
+            return;
+        }
+        let last = logged.len() == MAX_LOGGED_INVALID_KEYS;
+        tracing::warn!(
+            source = self.source,
+            query = what,
+            key = %text::shorten(key, MAX_LOGGED_KEY_CHARS),
+            fields,
+            "a row holds bytes that are not UTF-8: decoded with U+FFFD and a hash suffix \
+             (counted in polo_exporter_invalid_values_total){}",
+            if last { "; no more such lines for this source" } else { "" }
+        );
     }
 }
 

@@ -214,20 +214,36 @@ fn is_clean(value: &str) -> bool {
     value.len() <= MAX_LABEL_VALUE_CHARS && value.chars().all(|c| clean_char(c) == Some(c))
 }
 
-/// A label value as exported: control characters become spaces, format characters (bidi
-/// overrides, zero-width characters, BOM) are removed, and at most [`MAX_LABEL_VALUE_CHARS`]
-/// characters are kept. Applied to every label value of every family at encoding; borrows
-/// (no copy) when the value is already clean.
+/// FNV-1a over a value's bytes: stable across runs and versions, so a changed value names the
+/// same series tomorrow.
+fn value_hash(value: &str) -> u32 {
+    value.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// A label value as exported. A clean value (no control or format character, at most
+/// [`MAX_LABEL_VALUE_CHARS`] characters) is kept as is. Otherwise control characters become
+/// spaces, format characters (bidi overrides, zero-width characters, BOM) are removed, and, so
+/// that cleaning never merges two values (a tab and a space, a zero-width space and nothing),
+/// `~` and 8 hex digits of a hash of the *original* value are appended. A value still too long
+/// keeps its first 191 characters, then `…` and the hash. Applied to every label value of every
+/// family at encoding; borrows (no copy) when the value is already clean; cleaning a cleaned
+/// value changes nothing.
 pub fn label_value(value: &str) -> Cow<'_, str> {
     if is_clean(value) {
         return Cow::Borrowed(value);
     }
     let cleaned: String = value.chars().filter_map(clean_char).collect();
-    if cleaned.chars().count() <= MAX_LABEL_VALUE_CHARS {
+    let chars = cleaned.chars().count();
+    if cleaned == value && chars <= MAX_LABEL_VALUE_CHARS {
+        // Clean, only longer in bytes than the fast check allows.
         return Cow::Owned(cleaned);
     }
-    // FNV-1a: stable across runs and versions, so a cut value names the same series tomorrow.
-    let hash = cleaned.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = value_hash(value);
+    if cleaned != value && chars < MAX_LABEL_VALUE_CHARS - CUT_HASH_CHARS {
+        let mut out = cleaned;
+        let _ = write!(out, "~{hash:08x}");
+        return Cow::Owned(out);
+    }
     let mut cut: String = cleaned.chars().take(MAX_LABEL_VALUE_CHARS - 1 - CUT_HASH_CHARS).collect();
     let _ = write!(cut, "…{hash:08x}");
     Cow::Owned(cut)
@@ -242,7 +258,17 @@ impl Collector for Snapshot {
                 Kind::Histogram => MetricType::Histogram,
             };
             let mut metric = encoder.encode_descriptor(family.def.name, family.def.help, None, metric_type)?;
+            // Two samples with one label set would be one series twice: the first (in the
+            // source's order) is kept, the others dropped. Cleaning never merges distinct
+            // values, so only a source that pushes a label set twice gets here.
+            let mut seen: std::collections::HashSet<Vec<Cow<str>>> = std::collections::HashSet::new();
             for sample in &family.samples {
+                if !sample.labels.is_empty()
+                    && !seen.insert(sample.labels.iter().map(|(_, v)| label_value(v)).collect())
+                {
+                    tracing::debug!(family = family.def.name, "a second sample with the same labels is dropped");
+                    continue;
+                }
                 // An empty label set is written without braces (`name 1.0`, not `name{} 1.0`).
                 if sample.labels.is_empty() {
                     encode_value(&mut metric, &sample.value)?;
@@ -328,7 +354,7 @@ mod tests {
         h.push_histogram([], 2.5, 3, vec![(1.0, 1), (f64::INFINITY, 2)]);
         let families = vec![X.family().with(["q\"uo\nte".into()], 1.5), RUNS.family().with(["failed".into()], 3.0), h];
         let text = encode(families);
-        assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo te\"} 1.5\n"), "{text}");
+        assert!(text.contains("# TYPE polo_x_seconds gauge\npolo_x_seconds{a=\"q\\\"uo te~"), "{text}");
         assert!(text.contains("# TYPE polo_runs counter\npolo_runs_total{status=\"failed\"} 3.0\n"), "{text}");
         assert!(text.contains("polo_h_seconds_bucket{le=\"1.0\"} 1\n"), "{text}");
         assert!(text.contains("polo_h_seconds_count 3\n"), "{text}");
@@ -358,15 +384,46 @@ mod tests {
         assert!(!text.contains("# EOF"));
     }
 
+    /// The cleaned value and the hash suffix of a changed one.
+    fn split_suffix(v: &str) -> (&str, &str) {
+        let (clean, hash) = v.rsplit_once('~').expect("a changed value has a hash suffix");
+        assert!(hash.len() == 8 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+        (clean, hash)
+    }
+
     #[test]
     fn label_values_lose_control_and_format_characters() {
         assert_eq!(label_value("config_ec2"), Cow::Borrowed("config_ec2"));
         assert!(matches!(label_value("日本語 ok"), Cow::Borrowed(_)), "other Unicode is kept as is");
-        assert_eq!(label_value("evil\u{202E}gnp.exe"), "evilgnp.exe");
-        assert_eq!(label_value("\u{FEFF}bom"), "bom");
-        assert_eq!(label_value("zero\u{200B}width\u{2060}joiner\u{00AD}"), "zerowidthjoiner");
-        assert_eq!(label_value("tag\u{E0041}\u{E007F}s"), "tags");
-        assert_eq!(label_value("line\nbreak\ttab\u{0}nul\u{85}nel\u{2028}ls"), "line break tab nul nel ls");
+        assert_eq!(split_suffix(&label_value("evil\u{202E}gnp.exe")).0, "evilgnp.exe");
+        assert_eq!(split_suffix(&label_value("\u{FEFF}bom")).0, "bom");
+        assert_eq!(split_suffix(&label_value("zero\u{200B}width\u{2060}joiner\u{00AD}")).0, "zerowidthjoiner");
+        assert_eq!(split_suffix(&label_value("tag\u{E0041}\u{E007F}s")).0, "tags");
+        assert_eq!(
+            split_suffix(&label_value("line\nbreak\ttab\u{0}nul\u{85}nel\u{2028}ls")).0,
+            "line break tab nul nel ls"
+        );
+    }
+
+    #[test]
+    fn cleaning_never_merges_distinct_values() {
+        let values = ["a b", "a\tb", "a\nb", "ab", "a\u{200B}b", "a\u{FEFF}b", "a\u{200B}\u{200B}b", "a\u{0}b"];
+        let cleaned: std::collections::BTreeSet<String> = values.iter().map(|v| label_value(v).into_owned()).collect();
+        assert_eq!(cleaned.len(), values.len(), "{cleaned:?}");
+        for v in &cleaned {
+            assert_eq!(label_value(v), v.as_str(), "cleaning twice changes nothing");
+        }
+        assert_eq!(label_value("a\tb"), label_value("a\tb"), "stable");
+    }
+
+    #[test]
+    fn a_label_set_given_twice_is_one_series_the_first() {
+        let families =
+            vec![X.family().with(["a\u{200B}".into()], 1.0).with(["a\u{200B}".into()], 2.0).with(["a".into()], 3.0)];
+        let text = encode(families);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("polo_x_seconds{")).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with(" 1.0") && lines[1] == "polo_x_seconds{a=\"a\"} 3.0", "{text}");
     }
 
     #[test]
@@ -384,9 +441,9 @@ mod tests {
         assert_eq!(cut[cut.len() - 8..].len(), 8);
         assert!(cut[cut.len() - 8..].chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(label_value(&long), cut, "stable");
-        // Format characters do not count towards the length.
-        let padded = format!("{}{}", "a".repeat(200), "\u{200B}".repeat(50));
-        assert_eq!(label_value(&padded), "a".repeat(200));
+        // Format characters do not count towards the length, but removing them is a change.
+        let padded = format!("{}{}", "a".repeat(150), "\u{200B}".repeat(50));
+        assert_eq!(split_suffix(&label_value(&padded)).0, "a".repeat(150));
     }
 
     #[test]
@@ -401,7 +458,7 @@ mod tests {
         assert_eq!(value.chars().count(), MAX_LABEL_VALUE_CHARS);
         assert!(value.starts_with(&"c".repeat(191)) && value.contains('…'), "{value}");
         assert!(line.contains("ok=\"fine\""), "{line}");
-        assert!(text.contains("polo_b_total{queue=\"q\"} 2.0\n"), "{text}");
+        assert!(text.contains("polo_b_total{queue=\"q~"), "{text}");
         assert!(!text.contains('\u{202E}') && !text.contains('\u{FEFF}'));
     }
 }

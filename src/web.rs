@@ -33,7 +33,8 @@ struct RawWebConfig {
 struct RawTls {
     cert_file: PathBuf,
     key_file: PathBuf,
-    /// `NoClientCert` (default) or `RequireAndVerifyClientCert` (needs client_ca_file).
+    /// `NoClientCert` (default), `RequireAndVerifyClientCert` or `VerifyClientCertIfGiven`
+    /// (both need client_ca_file); `RequestClientCert` and `RequireAnyClientCert` are refused.
     #[serde(default)]
     client_auth_type: Option<String>,
     #[serde(default)]
@@ -56,7 +57,19 @@ pub struct WebSecurity {
     /// Credentials already verified (keyed hashes), so bcrypt runs once per user and password.
     verified: Mutex<HashSet<u64>>,
     hasher: RandomState,
+    /// A hash of the users' highest cost that no password matches: an unknown user costs what
+    /// a known one does, so user names cannot be probed by timing.
+    dummy_hash: Option<String>,
+    /// bcrypt runs at most [`BCRYPT_CONCURRENCY`] at a time ...
+    bcrypt: Arc<tokio::sync::Semaphore>,
+    /// ... and at most [`BCRYPT_QUEUE`] requests wait for a turn; beyond, 401 at once.
+    bcrypt_waiting: std::sync::atomic::AtomicUsize,
 }
+
+/// bcrypt verifications running at once (each takes a core for ~0.1 s at cost 10).
+pub const BCRYPT_CONCURRENCY: usize = 2;
+/// Requests waiting for a bcrypt turn; a request beyond is refused (401) without bcrypt.
+pub const BCRYPT_QUEUE: usize = 16;
 
 impl WebSecurity {
     /// No TLS, no authentication, no extra headers.
@@ -67,6 +80,9 @@ impl WebSecurity {
             headers: Vec::new(),
             verified: Mutex::default(),
             hasher: RandomState::new(),
+            dummy_hash: None,
+            bcrypt: Arc::new(tokio::sync::Semaphore::new(BCRYPT_CONCURRENCY)),
+            bcrypt_waiting: Default::default(),
         }
     }
 
@@ -87,15 +103,29 @@ impl WebSecurity {
         let base = path.parent().unwrap_or(Path::new("."));
         let tls = raw.tls_server_config.map(|t| tls_config(t, base, &invalid)).transpose()?;
         let users = raw.basic_auth_users.unwrap_or_default();
+        let mut max_cost = None;
         for (user, hash) in &users {
-            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) || user.contains(':')
-            {
-                return Err(invalid(
-                    &format!("basic_auth_users.{user}"),
-                    "must be a bcrypt hash ($2a$/$2b$/$2y$) of a user without ':'".into(),
-                ));
+            let key = format!("basic_auth_users.{user}");
+            if user.contains(':') {
+                return Err(invalid(&key, "a user name cannot hold ':' (HTTP basic auth splits there)".into()));
             }
+            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
+                return Err(invalid(&key, format!("the hash of user {user:?} must be a bcrypt hash ($2a$/$2b$/$2y$)")));
+            }
+            // The whole hash is parsed (cost, 22 characters of salt, 31 of hash), so a damaged
+            // one is refused here instead of rejecting every request of that user in silence.
+            let parts = hash
+                .parse::<bcrypt::HashParts>()
+                .map_err(|e| invalid(&key, format!("the hash of user {user:?} is not a valid bcrypt hash ({e})")))?;
+            max_cost = max_cost.max(Some(parts.get_cost()));
         }
+        let dummy_hash = match max_cost {
+            None => None,
+            Some(cost) => Some(
+                bcrypt::hash(format!("{:x}", RandomState::new().hash_one(0u8)), cost)
+                    .map_err(|e| invalid("basic_auth_users", format!("cannot make a bcrypt hash: {e}")))?,
+            ),
+        };
         let mut headers = Vec::new();
         for (name, value) in raw.http_server_config.map(|h| h.headers).unwrap_or_default() {
             let key = format!("http_server_config.headers.{name}");
@@ -104,31 +134,57 @@ impl WebSecurity {
             let v = HeaderValue::from_str(&value).map_err(|_| invalid(&key, "is not a valid header value".into()))?;
             headers.push((n, v));
         }
-        Ok(Self { tls, users, headers, verified: Mutex::default(), hasher: RandomState::new() })
+        Ok(Self {
+            tls,
+            users,
+            headers,
+            verified: Mutex::default(),
+            hasher: RandomState::new(),
+            dummy_hash,
+            bcrypt: Arc::new(tokio::sync::Semaphore::new(BCRYPT_CONCURRENCY)),
+            bcrypt_waiting: Default::default(),
+        })
     }
 
     pub fn requires_auth(&self) -> bool {
         !self.users.is_empty()
     }
 
-    /// Checks an `Authorization` header value against the users; bcrypt runs off the async threads.
+    /// Checks an `Authorization` header value against the users; bcrypt runs off the async
+    /// threads, [`BCRYPT_CONCURRENCY`] at a time. The scheme is matched case-insensitively.
     pub async fn authorized(&self, header: Option<&str>) -> bool {
         let Some((user, password)) = header
-            .and_then(|h| h.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|h| h.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .and_then(|(_, b)| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
             .and_then(|raw| String::from_utf8(raw).ok())
             .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
         else {
             return false;
         };
-        let Some(hash) = self.users.get(&user).cloned() else { return false };
+        let known = self.users.get(&user).cloned();
+        let Some(hash) = known.clone().or_else(|| self.dummy_hash.clone()) else { return false };
         let key = self.hasher.hash_one((&user, &password, &hash));
-        if self.verified.lock().expect("auth cache poisoned").contains(&key) {
+        if known.is_some() && self.verified.lock().expect("auth cache poisoned").contains(&key) {
             return true;
         }
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
+        use std::sync::atomic::Ordering;
+        if self.bcrypt_waiting.fetch_add(1, Ordering::AcqRel) >= BCRYPT_QUEUE {
+            self.bcrypt_waiting.fetch_sub(1, Ordering::AcqRel);
+            tracing::debug!("basic auth: too many requests waiting for bcrypt; refused without checking");
+            return false;
+        }
+        let permit = Arc::clone(&self.bcrypt).acquire_owned().await;
+        self.bcrypt_waiting.fetch_sub(1, Ordering::AcqRel);
+        let Ok(permit) = permit else { return false };
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        // The dummy hash matches no password; and an unknown user is never let in.
+        let ok = ok && known.is_some();
         if ok {
             self.verified.lock().expect("auth cache poisoned").insert(key);
         }
@@ -161,27 +217,52 @@ fn tls_config(
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid("tls_server_config", e.to_string()))?;
+    // exporter-toolkit's check, in its words: a CA without a policy would leave mTLS off.
+    if raw.client_ca_file.is_some() && raw.client_auth_type.is_none() {
+        return Err(invalid(
+            "tls_server_config.client_ca_file",
+            "Client CA's have been configured without a Client Auth Policy (set tls_server_config.client_auth_type, \
+             e.g. RequireAndVerifyClientCert)"
+                .into(),
+        ));
+    }
+    let verified = |allow_unauthenticated: bool, name: &str| {
+        let ca_path = raw.client_ca_file.as_deref().map(resolve).ok_or_else(|| {
+            invalid("tls_server_config.client_ca_file", format!("is required with client_auth_type {name}"))
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in
+            CertificateDer::pem_file_iter(&ca_path).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
+                invalid("tls_server_config.client_ca_file", format!("cannot read {}: {e}", ca_path.display()))
+            })?
+        {
+            roots.add(ca).map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
+        }
+        let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+        let builder = if allow_unauthenticated { builder.allow_unauthenticated() } else { builder };
+        builder.build().map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))
+    };
+    // Every value exporter-toolkit knows (Go's tls.ClientAuthType names), handled or refused by name.
     let builder = match raw.client_auth_type.as_deref().unwrap_or("NoClientCert") {
         "NoClientCert" => builder.with_no_client_auth(),
-        "RequireAndVerifyClientCert" => {
-            let ca_path = raw.client_ca_file.as_deref().map(resolve).ok_or_else(|| {
-                invalid("tls_server_config.client_ca_file", "is required with RequireAndVerifyClientCert".into())
-            })?;
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in CertificateDer::pem_file_iter(&ca_path).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(
-                |e| invalid("tls_server_config.client_ca_file", format!("cannot read {}: {e}", ca_path.display())),
-            )? {
-                roots.add(ca).map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+        name @ "RequireAndVerifyClientCert" => builder.with_client_cert_verifier(verified(false, name)?),
+        name @ "VerifyClientCertIfGiven" => builder.with_client_cert_verifier(verified(true, name)?),
+        name @ ("RequestClientCert" | "RequireAnyClientCert") => {
+            return Err(invalid(
+                "tls_server_config.client_auth_type",
+                format!(
+                    "{name} is refused: it accepts a client certificate without verifying it against a CA, \
+                     which authenticates nobody (use RequireAndVerifyClientCert or VerifyClientCertIfGiven with client_ca_file)"
+                ),
+            ))
         }
         other => {
             return Err(invalid(
                 "tls_server_config.client_auth_type",
-                format!("{other:?} is not supported (NoClientCert, RequireAndVerifyClientCert)"),
+                format!(
+                    "{other:?} is not a client_auth_type (NoClientCert, RequestClientCert, RequireAnyClientCert, \
+                     VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
+                ),
             ))
         }
     };

@@ -43,7 +43,17 @@ def main():
             if needed not in body:
                 print(f"no samples of {needed.decode()}")
                 return 1
-        print(f"promtool check metrics: {families} families, no problems")
+        # promtool 2.42 does not look for a series given twice; this does, in both formats.
+        openmetrics = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}), timeout=30).read()
+        for name, text in (("text", body), ("OpenMetrics", openmetrics)):
+            duplicates = duplicate_series(text.decode())
+            if duplicates:
+                print(f"duplicate series in the {name} format: {duplicates[:5]}")
+                return 1
+        if duplicate_series('a{x="1"} 1\na{x="1"} 2\n') != ['a{x="1"}']:
+            print("the duplicate-series check does not find a duplicate")
+            return 1
+        print(f"promtool check metrics: {families} families, no problems; no series twice in either format")
         if check_catalog(body.decode()):
             return 1
         return check_status_schema(port)
@@ -70,6 +80,40 @@ def check_catalog(text):
         return 1
     print(f"catalog: all {len(emitted)} emitted families are in docs/reference/metrics.md ({len(catalog)} listed)")
     return 0
+
+
+def series_of(line):
+    """The series of a sample line: its name and label set as written (up to the closing brace,
+    quoted values and their escapes skipped), or its name alone."""
+    brace, space = line.find("{"), line.find(" ")
+    if brace == -1 or (space != -1 and space < brace):
+        return line.split(" ", 1)[0]
+    i, quoted = brace + 1, False
+    while i < len(line):
+        c = line[i]
+        if quoted and c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "}" and not quoted:
+            return line[: i + 1]
+        i += 1
+    return line
+
+
+def duplicate_series(text):
+    """Series given more than once. The exporter writes labels in the order of their
+    definition, so equal label sets are equal text."""
+    seen, duplicates = set(), []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series = series_of(line)
+        if series in seen:
+            duplicates.append(series)
+        seen.add(series)
+    return duplicates
 
 
 def check_status_schema(port):

@@ -116,6 +116,8 @@ pub enum Usage {
     /// What the source's AWS requests cost at list price, counted in millionths of a USD and
     /// exported in USD (Cost Explorer: $0.01 per request).
     AwsRequestCostMicroUsd,
+    /// Values read from ClickHouse that were not valid UTF-8 (decoded lossily).
+    InvalidValues,
 }
 
 static CLICKHOUSE_READ_ROWS: Def = Def::counter(
@@ -137,13 +139,24 @@ static AWS_REQUEST_COST: Def = Def::counter(
     &["source"],
 );
 
+static INVALID_VALUES: Def = Def::counter(
+    "polo_exporter_invalid_values",
+    "Values the source read from ClickHouse that were not valid UTF-8, decoded with U+FFFD and a hash suffix.",
+    &["source"],
+);
+
 /// The usage counters the framework keeps per source.
 pub const USAGE_FAMILIES: &[&Def] =
-    &[&CLICKHOUSE_READ_ROWS, &AWS_REQUESTS, &CLOUDWATCH_METRICS_REQUESTED, &AWS_REQUEST_COST];
+    &[&CLICKHOUSE_READ_ROWS, &AWS_REQUESTS, &CLOUDWATCH_METRICS_REQUESTED, &AWS_REQUEST_COST, &INVALID_VALUES];
 
 impl Usage {
-    pub const ALL: [Usage; 4] =
-        [Self::ClickHouseReadRows, Self::AwsRequests, Self::CloudWatchMetricsRequested, Self::AwsRequestCostMicroUsd];
+    pub const ALL: [Usage; 5] = [
+        Self::ClickHouseReadRows,
+        Self::AwsRequests,
+        Self::CloudWatchMetricsRequested,
+        Self::AwsRequestCostMicroUsd,
+        Self::InvalidValues,
+    ];
 
     /// Factor from the counted integer to the exported value's unit.
     pub fn scale(self) -> f64 {
@@ -160,6 +173,7 @@ impl Usage {
             Self::AwsRequests => &AWS_REQUESTS,
             Self::CloudWatchMetricsRequested => &CLOUDWATCH_METRICS_REQUESTED,
             Self::AwsRequestCostMicroUsd => &AWS_REQUEST_COST,
+            Self::InvalidValues => &INVALID_VALUES,
         }
     }
 }

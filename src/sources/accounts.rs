@@ -88,9 +88,18 @@ impl SourceKind for Accounts {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct AccountRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub aws_account_id: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub account_name: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub polo_status: String,
+}
+
+impl crate::clickhouse::text::RowKey for AccountRow {
+    fn key(&self) -> String {
+        self.aws_account_id.clone()
+    }
 }
 
 #[async_trait::async_trait]
@@ -100,7 +109,7 @@ impl Source for Accounts {
     }
 
     fn usage(&self) -> &'static [Usage] {
-        &[Usage::ClickHouseReadRows]
+        &[Usage::ClickHouseReadRows, Usage::InvalidValues]
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {

@@ -287,6 +287,17 @@ impl Exporter {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A field of /proc/PID/status (e.g. `Threads`, `VmHWM` in kB), as a number.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 impl Drop for Exporter {
@@ -325,6 +336,12 @@ impl Metrics {
                 v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
             };
             out.push((name.to_string(), labels, value));
+        }
+        // Every exporter output the tests read passes here (text and OpenMetrics alike): one
+        // series must never be exported twice.
+        let mut seen = std::collections::HashSet::new();
+        for (name, labels, _) in &out {
+            assert!(seen.insert((name, labels)), "duplicate series {name}{labels:?} in the exporter's output");
         }
         Self(out)
     }

@@ -199,7 +199,7 @@ impl Source for ClickHouseSystem {
     }
 
     fn usage(&self) -> &'static [Usage] {
-        &[Usage::ClickHouseReadRows]
+        &[Usage::ClickHouseReadRows, Usage::InvalidValues]
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {

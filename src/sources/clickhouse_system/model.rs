@@ -6,14 +6,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use clickhouse::Row;
 use serde::Deserialize;
 
+use crate::clickhouse::text::RowKey;
 use crate::clickhouse::CodeClass;
 use crate::metrics::{Def, MetricFamily};
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct DiskRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub disk: String,
     /// `system.disks.type`: `Local`, `ObjectStorage`, `s3`, ... depending on the version.
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub disk_type: String,
     pub free: u64,
     pub total: u64,
@@ -23,7 +27,9 @@ pub struct DiskRow {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct QueryLogRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub query_kind: String,
     /// 0 for finished queries.
     pub exception_code: i32,
@@ -35,6 +41,7 @@ pub struct QueryLogRow {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct ProcessesRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
     pub active: u64,
     pub longest_seconds: f64,
@@ -42,8 +49,11 @@ pub struct ProcessesRow {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct PartsRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub table: String,
     pub bytes_on_disk: u64,
     pub rows: u64,
@@ -53,8 +63,11 @@ pub struct PartsRow {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct ReplicaRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub table: String,
     pub readonly: u8,
     pub absolute_delay: u64,
@@ -63,8 +76,11 @@ pub struct ReplicaRow {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct MutationRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub database: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub table: String,
     pub pending: u64,
     pub oldest_created: i64,
@@ -72,9 +88,11 @@ pub struct MutationRow {
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct VersionRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
     /// clusterAllReplicas' number of the replica (`_shard_num`), 1 on a single node.
     pub replica_index: u32,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub version: String,
 }
 
@@ -83,6 +101,7 @@ pub struct VersionRow {
 pub struct ClusterReplicaRow {
     pub shard_num: u32,
     pub replica_num: u32,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub host_name: String,
     pub port: u16,
 }
@@ -90,6 +109,60 @@ pub struct ClusterReplicaRow {
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
 pub struct NowRow {
     pub now_us: i64,
+}
+
+impl RowKey for DiskRow {
+    fn key(&self) -> String {
+        format!("{}/{}", self.replica, self.disk)
+    }
+}
+
+impl RowKey for QueryLogRow {
+    fn key(&self) -> String {
+        format!("{}/{}", self.replica, self.query_kind)
+    }
+}
+
+impl RowKey for ProcessesRow {
+    fn key(&self) -> String {
+        self.replica.clone()
+    }
+}
+
+impl RowKey for PartsRow {
+    fn key(&self) -> String {
+        format!("{}/{}.{}", self.replica, self.database, self.table)
+    }
+}
+
+impl RowKey for ReplicaRow {
+    fn key(&self) -> String {
+        format!("{}/{}.{}", self.replica, self.database, self.table)
+    }
+}
+
+impl RowKey for MutationRow {
+    fn key(&self) -> String {
+        format!("{}/{}.{}", self.replica, self.database, self.table)
+    }
+}
+
+impl RowKey for VersionRow {
+    fn key(&self) -> String {
+        self.replica.clone()
+    }
+}
+
+impl RowKey for ClusterReplicaRow {
+    fn key(&self) -> String {
+        format!("{}:{}", self.host_name, self.port)
+    }
+}
+
+impl RowKey for NowRow {
+    fn key(&self) -> String {
+        String::new()
+    }
 }
 
 /// What `system.disks` reports for a space it cannot tell (object storage, ClickHouse Cloud).
@@ -457,7 +530,9 @@ pub struct ClickHouseStatus {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReplicaVersion {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub replica: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub version: String,
 }
 

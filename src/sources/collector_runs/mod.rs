@@ -88,12 +88,16 @@ pub struct LoadingStatus {
     /// Always "loading": the `collectors` list is absent until the load is done.
     pub state: &'static str,
     pub progress_ratio: f64,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub started: String,
     /// Start of the `started_at` range read so far (RFC 3339).
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub read_from: String,
     /// Up to where it has been read.
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub read_until: String,
     /// Where the load ends (the late-arrival window begins there).
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub load_until: String,
     pub rows_read: u64,
 }
@@ -369,7 +373,7 @@ impl Source for CollectorRuns {
     }
 
     fn usage(&self) -> &'static [Usage] {
-        &[Usage::ClickHouseReadRows]
+        &[Usage::ClickHouseReadRows, Usage::InvalidValues]
     }
 
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError> {
@@ -413,20 +417,31 @@ impl Source for CollectorRuns {
 
 #[derive(Debug, Row, Deserialize)]
 struct AggRow {
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     collector: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     aws_account_id: String,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     aws_region: String,
     settling: u8,
     last_completed_ms: i64,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     last_status: String,
     last_duration_ms: u32,
     last_events: u32,
     last_rows: u32,
+    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     last_error: String,
     last_success_ms: i64,
     last_non_failed_ms: i64,
     failed_after: u64,
-    counted: (Vec<String>, Vec<u64>),
+    counted: (Vec<crate::clickhouse::text::Lossy>, Vec<u64>),
+}
+
+impl crate::clickhouse::text::RowKey for AggRow {
+    fn key(&self) -> String {
+        format!("{}/{}/{}", self.collector, self.aws_account_id, self.aws_region)
+    }
 }
 
 impl AggRow {
@@ -444,7 +459,7 @@ impl AggRow {
                 last_success_ms: self.last_success_ms,
                 last_non_failed_ms: self.last_non_failed_ms,
                 failed_after: self.failed_after,
-                counted: statuses.into_iter().zip(counts).collect(),
+                counted: crate::clickhouse::text::strings(statuses).into_iter().zip(counts).collect(),
             },
         )
     }
