@@ -86,7 +86,7 @@ def main():
             expr, steps = card(json.load(f))
         by_dashboard = {}
         for collector in AGES:
-            result = stack.query(expr.replace("$instance", ".*").replace("$collector", collector))
+            result = stack.query(expr.replace("$instance", ".*").replace("$job", ".*").replace("$collector", collector))
             by_dashboard[collector] = DASHBOARD_COLOUR[colour(steps, float(result[0]["value"][1]))] if result else "no data"
         stale_alerts = {a["labels"].get("collector") for a in stack.firing()
                         if a["labels"]["alertname"].startswith("PoloCollector") and "Stale" in a["labels"]["alertname"]}

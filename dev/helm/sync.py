@@ -2,6 +2,7 @@
 """The files of the Helm chart and the plain manifests that are generated from others.
 
     deploy/prometheus/rules/polo.rules.yml          -> deploy/helm/polo-exporter/files/polo.rules.yml
+    deploy/prometheus/rules/polo-cost.rules.yml     -> deploy/helm/polo-exporter/files/polo-cost.rules.yml
     deploy/grafana/dashboards/polo-system-status.json -> deploy/helm/polo-exporter/files/polo-system-status.json
     helm template (chart defaults)                  -> deploy/kubernetes/*.yaml, kustomization.yaml
     values.yaml `# --` comments                     -> the values tables in docs/operations.md and the chart's README.md
@@ -23,6 +24,7 @@ CHART = "deploy/helm/polo-exporter"
 KUBERNETES = "deploy/kubernetes"
 COPIES = {
     f"{CHART}/files/polo.rules.yml": "deploy/prometheus/rules/polo.rules.yml",
+    f"{CHART}/files/polo-cost.rules.yml": "deploy/prometheus/rules/polo-cost.rules.yml",
     f"{CHART}/files/polo-system-status.json": "deploy/grafana/dashboards/polo-system-status.json",
 }
 # The plain manifests: release name and namespace of the render.

@@ -196,6 +196,9 @@ class Stack:
         cfg["global"]["scrape_interval"] = self.interval
         cfg["global"]["evaluation_interval"] = self.interval
         cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{self.ports['alertmanager']}"]
+        # The static job only: the file_sd and ec2_sd examples have no targets here (ec2_sd would
+        # call AWS).
+        cfg["scrape_configs"] = cfg["scrape_configs"][:1]
         job = cfg["scrape_configs"][0]
         job["scrape_interval"] = self.interval
         job["scrape_timeout"] = self.interval

@@ -108,7 +108,56 @@ Secret is configured. Fails on an inline password (it would land in a ConfigMap)
 {{- $_ := set $ch "password_env" .Values.clickhousePassword.envVar -}}
 {{- $_ := set $config "clickhouse" $ch -}}
 {{- end -}}
+{{- if and (eq (include "polo-exporter.awsCost" .) "true") (ne .Values.stateVolume.type "none") -}}
+{{- $sources := get $config "sources" | default dict -}}
+{{- $cost := get $sources "aws_cost" | default dict -}}
+{{- if not (hasKey $cost "state_file") -}}
+{{- $_ := set $cost "state_file" (printf "%s/aws_cost.json" (trimSuffix "/" .Values.stateVolume.mountPath)) -}}
+{{- $_ := set $sources "aws_cost" $cost -}}
+{{- $_ := set $config "sources" $sources -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+"true" when the aws_cost source is on (config.sources.aws_cost.enabled).
+*/}}
+{{- define "polo-exporter.awsCost" -}}
+{{- $sources := get (.Values.config | default dict) "sources" | default dict -}}
+{{- $cost := get $sources "aws_cost" | default dict -}}
+{{- if eq (toString (get $cost "enabled")) "true" -}}
+true
+{{- else -}}
+false
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the cost rules are shipped: prometheusRule.costRules, or by default with the aws_cost source.
+*/}}
+{{- define "polo-exporter.costRules" -}}
+{{- $set := toString .Values.prometheusRule.costRules -}}
+{{- if ne $set "" -}}
+{{- $set -}}
+{{- else -}}
+{{- include "polo-exporter.awsCost" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The state volume of the pod (stateVolume), empty with type none.
+*/}}
+{{- define "polo-exporter.stateVolume" -}}
+{{- if eq .Values.stateVolume.type "emptyDir" }}
+- name: state
+  emptyDir:
+    sizeLimit: {{ .Values.stateVolume.sizeLimit }}
+{{- else if eq .Values.stateVolume.type "persistentVolumeClaim" }}
+- name: state
+  persistentVolumeClaim:
+    claimName: {{ .Values.stateVolume.existingClaim | default (printf "%s-state" (include "polo-exporter.fullname" .)) }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -156,12 +205,55 @@ false
 {{- end -}}
 
 {{/*
-A probe on `path`: HTTP(S) GET, or a TCP connection when requests need credentials.
+"true" when the web configuration requires a client certificate (the kubelet cannot present one).
+*/}}
+{{- define "polo-exporter.clientCertRequired" -}}
+{{- $web := .Values.webConfig.config | default dict -}}
+{{- $tls := get $web "tls_server_config" | default dict -}}
+{{- if and .Values.webConfig.enabled (eq (toString (get $tls "client_auth_type")) "RequireAndVerifyClientCert") -}}
+true
+{{- else -}}
+false
+{{- end -}}
+{{- end -}}
+
+{{/*
+The probes' `Authorization: Basic ...` value from webConfig.probeAuth (password, or an existing
+Secret read with lookup at install/upgrade), empty when none is configured. A probe's httpHeaders
+take literal values only: a Secret cannot be referenced there.
+*/}}
+{{- define "polo-exporter.probeAuthorization" -}}
+{{- $pa := .Values.webConfig.probeAuth | default dict -}}
+{{- if and .Values.webConfig.enabled $pa.existingSecret -}}
+{{- $ns := include "polo-exporter.namespace" . -}}
+{{- $secret := lookup "v1" "Secret" $ns $pa.existingSecret -}}
+{{- if not $secret -}}
+{{- fail (printf "webConfig.probeAuth.existingSecret: Secret %s/%s not found (helm template and --dry-run cannot read Secrets: set webConfig.probeAuth.username and password instead)" $ns $pa.existingSecret) -}}
+{{- end -}}
+{{- $user := index ($secret.data | default dict) "username" | default "" | b64dec -}}
+{{- $password := index ($secret.data | default dict) "password" | default "" | b64dec -}}
+{{- if or (not $user) (not $password) -}}
+{{- fail (printf "webConfig.probeAuth.existingSecret: Secret %s/%s needs the keys username and password" $ns $pa.existingSecret) -}}
+{{- end -}}
+{{- printf "Basic %s" (printf "%s:%s" $user $password | b64enc) -}}
+{{- else if and .Values.webConfig.enabled $pa.password -}}
+{{- if not $pa.username -}}
+{{- fail "webConfig.probeAuth.password needs webConfig.probeAuth.username" -}}
+{{- end -}}
+{{- printf "Basic %s" (printf "%s:%s" $pa.username $pa.password | b64enc) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A probe on `path`: HTTP(S) GET (with the probes' basic-auth header when configured), or a TCP
+connection when requests need credentials the probe does not have (a client certificate, or basic
+auth without webConfig.probeAuth).
 */}}
 {{- define "polo-exporter.probe" -}}
 {{- $ctx := index . 0 -}}
 {{- $path := index . 1 -}}
-{{- if eq (include "polo-exporter.authRequired" $ctx) "true" }}
+{{- $authorization := include "polo-exporter.probeAuthorization" $ctx -}}
+{{- if or (eq (include "polo-exporter.clientCertRequired" $ctx) "true") (and (eq (include "polo-exporter.authRequired" $ctx) "true") (not $authorization)) }}
 tcpSocket:
   port: {{ $ctx.Values.service.portName }}
 {{- else }}
@@ -169,5 +261,10 @@ httpGet:
   path: {{ $path }}
   port: {{ $ctx.Values.service.portName }}
   scheme: {{ include "polo-exporter.scheme" $ctx }}
+  {{- with $authorization }}
+  httpHeaders:
+    - name: Authorization
+      value: {{ . | quote }}
+  {{- end }}
 {{- end }}
 {{- end -}}
