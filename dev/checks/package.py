@@ -165,6 +165,10 @@ def main(deb):
                  "./usr/share/doc/polo-exporter/examples/web-config.yml"):
         check(f"the package holds {path[1:]}", re.search(rf" {re.escape(path)}$", contents, re.M) is not None)
     report["deb_size_kib"] = os.path.getsize(deb) // 1024
+    out = run("lintian", "--fail-on", "error,warning", "--tag-display-limit", "0", deb)
+    tags = [line for line in (out.stdout + out.stderr).splitlines() if re.match(r"^[EW]: ", line)]
+    check("lintian: no error, no warning (overrides: deploy/debian/lintian-overrides)", out.returncode == 0 and not tags,
+          "\n".join(tags) or out.stdout + out.stderr)
 
     files_of_package = [line.split()[5][1:] for line in contents.splitlines()]
 
@@ -211,6 +215,13 @@ def installed_checks():
     check("SystemCallFilter is an allow list (@system-service) without @privileged and @resources",
           filters and filters[0] == "@system-service" and "setuid" not in allowed and "setrlimit" not in allowed
           and "read" in allowed, filters)
+
+    # The manual page describes every flag of --help.
+    helptext = run("/usr/bin/polo-exporter", "--help").stdout
+    flags = set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z.-]*)", helptext, re.M))
+    page = run("zcat", "/usr/share/man/man1/polo-exporter.1.gz").stdout.replace("\\-", "-")
+    undocumented = sorted(f for f in flags if f not in page)
+    check(f"the manual page describes every flag of --help ({len(flags)})", flags and not undocumented, undocumented)
 
     # The installed binary with the installed config, as the service user.
     out = run("runuser", "-u", USER, "--", "/usr/bin/polo-exporter", f"--config.file={CONFIG}", "--config.check")
