@@ -18,10 +18,11 @@ ALERTS = {
     "exporter_restart": ["PoloExporterDown"],
     "late_rows": [],
 }
-# Production seconds from the incident's start until the alert's condition holds, by kind, in
-# units of the collector's interval (the stale threshold is staleness_factor 2 × interval; three
-# failed runs in a row), plus the sources' own reads.
-INTERVALS_TO_CONDITION = {"collector_stops": 2, "collector_fails": 3, "collector_silent": 3}
+# Production time from the incident's start until the alert's condition holds, by kind, in units
+# of the collector's interval: stale 2 intervals (staleness_factor 2) after the last success,
+# which may complete up to 0.3 interval after the start (a run lasts 10-30 % of its interval);
+# three failed runs in a row, each up to 1.1 intervals apart, the third completing 0.3 later.
+INTERVALS_TO_CONDITION = {"collector_stops": 2.4, "collector_fails": 3.6, "collector_silent": 3.6}
 
 
 def names_target(inc, alert, account_ids):
@@ -87,9 +88,11 @@ def score(sc, notifications, for_seconds, slack_s):
         pages, chats = matching(pager), matching(chat)
         matched_pages |= set(pages)
         first_page = min((g["first"] for g in pages.values()), default=None)
-        # A resolve of one of its groups before the incident ended: it looked healed while still true.
-        false_resolves = sum(1 for g in list(pages.values()) + list(chats.values())
-                             for r in g["resolved"] if r < inc["end_s"])
+        # A resolve of its page (or, for an incident that did not page, of its chat message) before
+        # the incident ended: it looked healed while still true. (A warning "resolved" because the
+        # page of the same collector now inhibits it is not counted.)
+        shown = pages or chats
+        false_resolves = sum(1 for g in shown.values() for r in g["resolved"] if r < inc["end_s"])
         repages = sum(max(0, len(g["firing"]) - 1) for g in pages.values()
                       if any(r < inc["end_s"] for r in g["resolved"]))
         if inc["expect"] == "page":

@@ -49,6 +49,19 @@ def scale_expr(expr, scale):
     return re.sub(r"(seconds\S*\s*>\s*)(\d+(?:\.\d+)?)\b", lambda m: f"{m.group(1)}{float(m.group(2)) / scale:g}", expr)
 
 
+def rule_for_seconds():
+    """Per alert of the shipped rules, its longest `for:` (production seconds)."""
+    out = {}
+    for name in sorted(os.listdir(os.path.join(ROOT, "deploy/prometheus/rules"))):
+        if name.endswith(".rules.yml"):
+            with open(os.path.join(ROOT, "deploy/prometheus/rules", name)) as f:
+                for group in yaml.safe_load(f)["groups"]:
+                    for rule in group["rules"]:
+                        if "alert" in rule and "for" in rule:
+                            out[rule["alert"]] = max(out.get(rule["alert"], 0), scenario_mod.seconds(rule["for"], "for"))
+    return out
+
+
 class TimedSink:
     """Alertmanager's webhook receiver: each notification with its receiver and the run second it arrived."""
 
@@ -88,7 +101,6 @@ class SimStack(Stack):
     def __init__(self, workdir, sc):
         super().__init__(workdir, rule_for="1s", interval=f"{SCRAPE_S}s")
         self.sc = sc
-        self.for_seconds = {}
         self.t0 = None
 
     def overrides(self):
@@ -120,8 +132,6 @@ class SimStack(Stack):
                     rule["expr"] = scale_expr(rule["expr"], scale)
                     for key in ("for", "keep_firing_for"):
                         if key in rule:
-                            if "alert" in rule:
-                                self.for_seconds[rule["alert"]] = max(self.for_seconds.get(rule["alert"], 0), scenario_mod.seconds(rule[key], key))
                             rule[key] = scaled(rule[key], scale)
             with open(os.path.join(rules_dir, name), "w") as f:
                 yaml.safe_dump(rules, f, sort_keys=False)
@@ -216,7 +226,7 @@ def run(sc, workdir, tail_s, log):
         stack.world.stop()
         notifications = stack.sink.notifications()
         log(f"{stack.world.inserted} runs in {stack.world.batches} inserts; {len(notifications)} notifications")
-        return score_mod.score(sc, notifications, stack.for_seconds, SLACK_S)
+        return score_mod.score(sc, notifications, rule_for_seconds(), SLACK_S)
     finally:
         stack.stop()
 
@@ -227,14 +237,20 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="print the score as JSON")
     parser.add_argument("--workdir", help="where the stack keeps its files and logs (default: a new temporary directory)")
     parser.add_argument("--tail", type=float, default=10.0, help="seconds to keep listening after duration_s (default 10)")
+    parser.add_argument("--rescore", metavar="WORKDIR", help="score the notifications of an earlier run's work directory again, running nothing")
     args = parser.parse_args(argv)
     try:
         sc = scenario_mod.load(args.scenario)
     except (OSError, scenario_mod.ScenarioError, yaml.YAMLError) as err:
         print(f"simulate: {err}", file=sys.stderr)
         return 2
-    workdir = args.workdir or tempfile.mkdtemp(prefix="polo-simulate-")
-    result = run(sc, workdir, args.tail, lambda m: print(m, file=sys.stderr, flush=True))
+    if args.rescore:
+        with open(os.path.join(args.rescore, "notifications.jsonl")) as f:
+            notifications = [json.loads(line) for line in f if line.strip()]
+        result = score_mod.score(sc, notifications, rule_for_seconds(), SLACK_S)
+    else:
+        workdir = args.workdir or tempfile.mkdtemp(prefix="polo-simulate-")
+        result = run(sc, workdir, args.tail, lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2) if args.json else score_mod.table(result))
     return 0 if result["totals"]["expectations_met"] else 1
 
