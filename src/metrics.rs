@@ -232,17 +232,33 @@ pub fn label_value(value: &str) -> Cow<'_, str> {
     if is_clean(value) {
         return Cow::Borrowed(value);
     }
-    let cleaned: String = value.chars().filter_map(clean_char).collect();
-    let chars = cleaned.chars().count();
-    if cleaned == value && chars <= MAX_LABEL_VALUE_CHARS {
+    // Only the characters a label can keep are cleaned, so the work is bounded whatever the
+    // value's length: a 1 MiB error text costs its hash (a byte loop), not a cleaning pass per
+    // character (which made a scrape of such rows take minutes on a loaded machine).
+    let mut cleaned = String::with_capacity(MAX_LABEL_VALUE_CHARS);
+    let (mut kept, mut changed, mut more) = (0, false, false);
+    for c in value.chars() {
+        if kept == MAX_LABEL_VALUE_CHARS {
+            more = true;
+            break;
+        }
+        match clean_char(c) {
+            Some(k) => {
+                changed |= k != c;
+                cleaned.push(k);
+                kept += 1;
+            }
+            None => changed = true,
+        }
+    }
+    if !changed && !more {
         // Clean, only longer in bytes than the fast check allows.
         return Cow::Owned(cleaned);
     }
     let hash = value_hash(value);
-    if cleaned != value && chars < MAX_LABEL_VALUE_CHARS - CUT_HASH_CHARS {
-        let mut out = cleaned;
-        let _ = write!(out, "~{hash:08x}");
-        return Cow::Owned(out);
+    if changed && !more && kept < MAX_LABEL_VALUE_CHARS - CUT_HASH_CHARS {
+        let _ = write!(cleaned, "~{hash:08x}");
+        return Cow::Owned(cleaned);
     }
     let mut cut: String = cleaned.chars().take(MAX_LABEL_VALUE_CHARS - 1 - CUT_HASH_CHARS).collect();
     let _ = write!(cut, "…{hash:08x}");
