@@ -35,6 +35,11 @@ pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MIN_SCRAPE_BUDGET: Duration = Duration::from_millis(100);
 /// Scrapes and status requests served at once; more get 503 instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+/// The largest request head (request line and headers, as sent) served; beyond it, 431.
+/// hyper's own bound is its read buffer ([`READ_BUFFER`]), which may grow to about twice that
+/// before it refuses: the exact bound is checked on the parsed request.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Prometheus's own names for the state of the configuration reloads.
 pub static CONFIG_LAST_RELOAD_SUCCESSFUL: Def = Def::gauge(
@@ -403,18 +408,34 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// The size of a request's head as it was sent: `METHOD URI HTTP/1.1\r\n`, each
+/// `name: value\r\n`, the final `\r\n`.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + 1 + req.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let headers: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    line + headers + 2
+}
+
 async fn serve_connection<S>(io: S, app: Arc<App>, peer: std::net::SocketAddr, mut stop: watch::Receiver<Stop>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.handle(req).await) }
+        async move {
+            if head_size(&req) > MAX_REQUEST_HEAD {
+                return Ok::<_, Infallible>(text(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request headers larger than 64 KiB\n",
+                ));
+            }
+            Ok::<_, Infallible>(app.handle(req).await)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
-        .max_buf_size(64 * 1024)
+        .max_buf_size(READ_BUFFER)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
