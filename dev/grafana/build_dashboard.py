@@ -280,7 +280,7 @@ def build():
         13, y, 7, 7, "bytes", steps("red", (0, "green"))))
     panels.append(panel(
         stat.Panel(), "Server uptime",
-        "Seconds since each server started (uptime()); PoloClickHouseRestarted (info) below 3 minutes. 0 where the server cannot tell.",
+        "Seconds since each server started (uptime()); PoloClickHouseRestarted (info) below 3 minutes.",
         [target(f'polo_clickhouse_uptime_seconds{{{SEL}}}', "{{replica}}", True)],
         20, y, 4, 7, "s")
         .reduce_options(reduce_last()).graph_mode(common.BigValueGraphMode.NONE))

@@ -220,10 +220,15 @@ pub fn families(rows: &HealthRows, tables_up: &[(&'static str, bool)]) -> Vec<Me
     out.extend(counters(&METRICS, &rows.metrics));
     let mut errors = SERVER_ERRORS.family();
     let mut per_class = std::collections::BTreeMap::<(String, CodeClass), u64>::new();
-    for r in &rows.errors {
+    // Every class of every node that answered: a server that has raised no error yet has no
+    // system.errors row, yet its counters are 0, not absent.
+    let nodes = rows.errors.iter().map(|r| &r.replica).chain(rows.events.iter().map(|r| &r.replica));
+    for replica in nodes {
         for class in CodeClass::ALL {
-            per_class.entry((r.replica.clone(), class)).or_insert(0);
+            per_class.entry((replica.clone(), class)).or_insert(0);
         }
+    }
+    for r in &rows.errors {
         *per_class.entry((r.replica.clone(), CodeClass::of(i64::from(r.code)))).or_insert(0) += r.errors;
     }
     for ((replica, class), n) in per_class {
@@ -320,6 +325,12 @@ mod tests {
         assert_eq!(class("too_many_parts"), Some(Value::Counter(4.0)));
         assert_eq!(class("other"), Some(Value::Counter(5.0)));
         assert_eq!(class("timeout"), Some(Value::Counter(0.0)));
+        // A node without any error row still has every class, at 0.
+        let quiet =
+            HealthRows { events: vec![CountersRow { replica: "n2".into(), values: vec![] }], ..HealthRows::default() };
+        let fams = families(&quiet, &[]);
+        assert_eq!(value(&fams, &SERVER_ERRORS, &[("replica", "n2"), ("class", "query")]), Some(Value::Counter(0.0)));
+        assert_eq!(fams.iter().find(|f| f.def() == &SERVER_ERRORS).unwrap().samples().len(), CodeClass::ALL.len());
     }
 
     #[test]
