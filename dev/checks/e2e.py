@@ -32,6 +32,12 @@ NO_DEMO_DATA = {
     # Cluster mode only (clickhouse.cluster); the demo stack is one node. tests/clickhouse_system.rs
     # covers them against the dev ClickHouse's --cluster with a dead replica.
     "polo_clickhouse_cluster_replicas", "polo_clickhouse_cluster_replica_up",
+    # Keeper sessions of replicated tables, parts the server detached, Distributed tables' queues:
+    # none in the demo. tests/clickhouse_health.rs makes detached parts and a Distributed queue
+    # on the real engine; replicas' session expiry is covered by unit tests from fixtures.
+    "polo_clickhouse_replica_session_expired", "polo_clickhouse_detached_parts",
+    "polo_clickhouse_distribution_queue_files", "polo_clickhouse_distribution_queue_broken_files",
+    "polo_clickhouse_distribution_queue_errors",
 }
 # What the demo data makes fire (dev/clickhouse/demo_data.py, dev/aws/demo_data.py).
 EXPECTED = {
@@ -50,7 +56,14 @@ FAILING_COLLECTORS = {"config_rds"}
 # May fire as well: a random 1% of the demo's runs fail, and one failed run can leave a key
 # just past 2 × its interval for a minute (production's `for: 15m` rides that out; the e2e
 # overlay's `for:` does not). Counted in the chat budget, never paging.
-MAY_FIRE = {"PoloCollectorKeysStale": "warning"}
+# The dev ClickHouse started with the stack: uptime() < 180 s for its first minutes (info, routed
+# to the blackhole receiver, so never delivered).
+MAY_FIRE = {"PoloCollectorKeysStale": "warning", "PoloClickHouseDiskFullWithinDay": "warning", "PoloClickHouseRestarted": "info"}
+# Alerts on this machine's real disk (the dev ClickHouse reports the host's free space): the
+# 6-hour projection of a series minutes old, on a disk other builds are filling, comes and goes
+# with the overlay's 30 s `for:`. Delivered to chat like any warning (checked above), but not
+# part of the demo data's notification budget.
+HOST_DISK = {"PoloClickHouseDiskFullWithinDay"}
 NO_ACCESS = "100000000019"
 RECEIVERS = {"critical": {"pager", "chat"}, "warning": {"chat"}, "info": {"heartbeat"}}
 # The pager's budget: one notification group per incident, keyed by the group labels.
@@ -136,13 +149,19 @@ def main():
 
         with open(os.path.join(ROOT, "deploy/grafana/dashboards/polo-system-status.json")) as f:
             dashboard = json.load(f)
-        empty = []
+        empty, unknown, skipped = [], [], 0
+        families = set(catalog())
         for panel in dashboard["panels"]:
             for t in panel.get("targets", []):
                 expr = t["expr"].replace("$__rate_interval", "1m").replace("$instance", ".*").replace("$job", ".*").replace("$collector", "config_ec2")
-                if not stack.query(expr):
+                names = {re.sub(r"_(total|bucket|sum|count)$", "", n) for n in re.findall(r"(?<![:a-z0-9_])polo_[a-z0-9_]+(?![:a-z0-9_])", expr)}
+                unknown += [f"{panel['title']}: {n}" for n in sorted(names) if n not in families and n + "_total" not in families]
+                if names & NO_DEMO_DATA:
+                    skipped += 1  # on a family the demo cannot produce: its name is checked, not its data
+                elif not stack.query(expr):
                     empty.append(f"{panel['title']}: {t['expr']}")
-        check("every dashboard query returns data", not empty, "\n     ".join(empty))
+        check(f"every dashboard query returns data ({skipped} on families the demo lacks: names in the catalog)",
+              not empty and not unknown, "\n     ".join(empty + [f"not in the catalog: {u}" for u in unknown]))
 
         groups = __import__("urllib.request").request.urlopen(stack.url("prometheus") + "/api/v1/rules").read()
         rules = [r for g in json.loads(groups)["data"]["groups"] for r in g["rules"]]
@@ -205,6 +224,8 @@ def main():
         notes = stack.sink.notifications()
         pager = [n["notification"] for n in notes if n["receiver"] == "pager"]
         chat = [n["notification"] for n in notes if n["receiver"] == "chat"]
+        host_disk = [n for n in chat if n.get("groupLabels", {}).get("alertname") in HOST_DISK]
+        chat = [n for n in chat if n not in host_disk]
         heartbeat = [n["notification"] for n in notes if n["receiver"] == "heartbeat"]
 
         def incident(n):
@@ -216,7 +237,7 @@ def main():
         chat_groups = {n["groupKey"] for n in chat}
         print(f"     budget: pager {len(pager)} notifications in {len(pager_groups)} groups {sorted(pager_incidents)}; "
               f"chat {len(chat)} notifications in {len(chat_groups)} groups {sorted({incident(n) for n in chat})}; "
-              f"heartbeat {len(heartbeat)}", flush=True)
+              f"heartbeat {len(heartbeat)}; host disk (not budgeted) {len(host_disk)}", flush=True)
         check(f"pager: one notification group per incident, {len(INCIDENTS)} incidents", pager_incidents == INCIDENTS
               and len(pager_groups) == len(INCIDENTS), f"{sorted(pager_incidents)} in {len(pager_groups)} groups")
         check("pager: one notification per group (no re-notification storm)", len(pager) == len(pager_groups), f"{len(pager)} notifications")

@@ -6,7 +6,9 @@
   and ending in a period, a templated `description`;
 - every runbook_url points at a section of docs/runbooks.md with the four parts;
 - every alert has a firing case, a case with no alert (before `for:` and/or negative) in
-  tests/prometheus, and every recording rule a promql_expr_test."""
+  tests/prometheus, and every recording rule a promql_expr_test;
+- every row of docs/clickhouse.md's comparison with the operators' alert sets marked covered or
+  partly names Polo alerts that exist and have a firing test, and each row has a verdict."""
 
 import argparse
 import glob
@@ -153,11 +155,44 @@ def main():
     for record in records:
         if record not in exprs:
             errors.append(f"recording rule {record}: no promql_expr_test")
+    errors += comparison_errors(set(names), firing)
     if errors:
         print("\n".join(errors))
         return 1
     print(f"{len(names)} alerts, {len(records)} recording rules: runbooks and tests complete")
     return 0
+
+
+def comparison_errors(alerts, firing):
+    """docs/clickhouse.md, "Alerts compared with the operators' sets": a row per reference alert,
+    `| reference | covered/partly/no | how |`; covered and partly rows name tested Polo alerts."""
+    with open(os.path.join(ROOT, "docs/clickhouse.md")) as f:
+        text = f.read()
+    start = text.find("## Alerts compared with the operators' sets")
+    if start < 0:
+        return ["docs/clickhouse.md: no section 'Alerts compared with the operators' sets'"]
+    section = text[start:text.find("\n## ", start + 3)]
+    errors, rows = [], 0
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not re.match(r"^(Altinity|mixin) `", cells[0]):
+            continue
+        rows += 1
+        verdict, how = cells[1], cells[2]
+        if verdict not in ("covered", "partly", "no"):
+            errors.append(f"comparison {cells[0]}: verdict {verdict!r} is not covered, partly or no")
+            continue
+        named = set(re.findall(r"`(Polo[A-Za-z]+)", how))
+        if verdict != "no" and not named:
+            errors.append(f"comparison {cells[0]}: {verdict} but names no Polo alert")
+        for name in named if verdict != "no" else ():
+            if name not in alerts:
+                errors.append(f"comparison {cells[0]}: {name} is not an alert of the rules")
+            elif name not in firing:
+                errors.append(f"comparison {cells[0]}: {name} has no firing test")
+    if rows < 41:
+        errors.append(f"comparison: {rows} rows, expected the 37 Altinity and 4 mixin alerts")
+    return errors
 
 
 if __name__ == "__main__":

@@ -72,6 +72,8 @@ pub struct ReplicaRow {
     pub readonly: u8,
     pub absolute_delay: u64,
     pub queue_size: u64,
+    /// The replica's Keeper session expired (system.replicas is_session_expired).
+    pub session_expired: u8,
 }
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
@@ -94,6 +96,8 @@ pub struct VersionRow {
     pub replica_index: u32,
     #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub version: String,
+    /// `uptime()` of the node.
+    pub uptime_seconds: u64,
 }
 
 /// One replica of the configured cluster, as `system.clusters` lists it.
@@ -175,7 +179,20 @@ pub fn known_space(bytes: u64) -> Option<u64> {
 
 /// The system tables the source reads, one query each; a query that fails leaves the others'
 /// families in place and sets `polo_clickhouse_system_table_up{table}` to 0.
-pub const TABLES: [&str; 7] = ["disks", "processes", "parts", "replicas", "mutations", "build_options", "query_log"];
+pub const TABLES: [&str; 12] = [
+    "disks",
+    "processes",
+    "parts",
+    "replicas",
+    "mutations",
+    "build_options",
+    "query_log",
+    "events",
+    "metrics",
+    "errors",
+    "detached_parts",
+    "distribution_queue",
+];
 
 /// The point-in-time system tables of one scrape.
 #[derive(Debug, Default, Clone)]
@@ -186,6 +203,8 @@ pub struct Snapshot {
     pub replicas: Vec<ReplicaRow>,
     pub mutations: Vec<MutationRow>,
     pub versions: Vec<VersionRow>,
+    /// events, metrics, errors, detached_parts, distribution_queue (and uptime).
+    pub health: super::health::HealthRows,
     /// In cluster mode, the replicas `system.clusters` lists (None: single node, or not read).
     pub cluster: Option<Vec<ClusterReplicaRow>>,
     /// Per table of [`TABLES`] read this scrape: whether its query succeeded.
@@ -363,6 +382,11 @@ pub static REPLICA_QUEUE: Def = Def::gauge(
     "Replication tasks waiting on this replica (system.replicas queue_size).",
     TABLE,
 );
+pub static REPLICA_SESSION_EXPIRED: Def = Def::gauge(
+    "polo_clickhouse_replica_session_expired",
+    "1 if this replica's Keeper session expired (system.replicas is_session_expired): it is read-only until it reconnects.",
+    TABLE,
+);
 pub static MUTATIONS_PENDING: Def =
     Def::gauge("polo_clickhouse_mutations_pending", "Mutations of the table not done yet (system.mutations).", TABLE);
 pub static OLDEST_MUTATION: Def = Def::gauge(
@@ -398,6 +422,7 @@ pub fn families(snapshot: &Snapshot, stats: &QueryStats) -> Vec<MetricFamily> {
     out.extend(query_families(stats));
     out.extend(process_families(&snapshot.processes));
     out.extend(table_families(snapshot));
+    out.extend(super::health::families(&snapshot.health, &snapshot.tables_up));
     out.push(BUILD_INFO.family());
     let build = out.last_mut().expect("just pushed");
     for v in &snapshot.versions {
@@ -497,11 +522,13 @@ fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     let mut readonly = REPLICA_READONLY.family();
     let mut delay = REPLICA_DELAY.family();
     let mut queue = REPLICA_QUEUE.family();
+    let mut expired = REPLICA_SESSION_EXPIRED.family();
     for r in &snapshot.replicas {
         let labels = || table(&r.replica, &r.database, &r.table);
         readonly.push(labels(), f64::from(r.readonly));
         delay.push(labels(), r.absolute_delay as f64);
         queue.push(labels(), r.queue_size as f64);
+        expired.push(labels(), f64::from(r.session_expired));
     }
     let mut pending = MUTATIONS_PENDING.family();
     let mut oldest = OLDEST_MUTATION.family();
@@ -510,7 +537,7 @@ fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
         pending.push(labels(), m.pending as f64);
         oldest.push(labels(), m.oldest_created as f64);
     }
-    vec![bytes, rows, parts, max_parts, readonly, delay, queue, pending, oldest]
+    vec![bytes, rows, parts, max_parts, readonly, delay, queue, expired, pending, oldest]
 }
 
 /// The status document's `clickhouse` section: `disk_used_gb` and `query_p95_ms` as Polo's status page shows them, and more.

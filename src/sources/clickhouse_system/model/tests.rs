@@ -167,7 +167,7 @@ fn object_storage_sentinel_never_reaches_a_value_or_ratio() {
 }
 
 fn version(replica: &str, index: u32) -> VersionRow {
-    VersionRow { replica: replica.into(), replica_index: index, version: "v24.8.4.1-lts".into() }
+    VersionRow { replica: replica.into(), replica_index: index, version: "v24.8.4.1-lts".into(), uptime_seconds: 7 }
 }
 
 fn expected(shard: u32, replica: u32, host: &str) -> ClusterReplicaRow {
