@@ -41,6 +41,19 @@ def backend_argv(kind, port, args=()):
     return [sys.executable, os.path.join(ROOT, BACKENDS[kind]["script"]), "--port", str(port), *args]
 
 
+def seconds(duration):
+    """A duration such as `10s`, `5m` or `1h` in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def prometheus_flags(rule_for):
+    """The alert-state flags the shipped deployments give Prometheus (docker-compose.yml,
+    docs/operations.md): a restart restores firing alerts for every rule whose `for:` is at least
+    the grace period (2m, or the overlay's shorter `for:`), after an outage of up to an hour."""
+    grace = min(seconds(rule_for), 120)
+    return [f"--rules.alert.for-grace-period={grace}s", "--rules.alert.for-outage-tolerance=1h"]
+
+
 def binary():
     """The exporter binary of the current build (honours CARGO_TARGET_DIR)."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -206,7 +219,8 @@ class Stack:
         with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
             yaml.safe_dump(cfg, f, sort_keys=False)
         self._spawn("prometheus", [shutil.which("prometheus"), f"--config.file={prom_dir}/prometheus.yml",
-                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}"])
+                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+                                   *prometheus_flags(self.rule_for)])
         wait_for("Prometheus", lambda: urllib.request.urlopen(self.url("prometheus") + "/-/ready", timeout=2).read(), 60)
 
     def _start_alertmanager(self):
