@@ -60,6 +60,7 @@ CASES = [
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="b:9820", collector="c2"), True),
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="b:9820", collector="c5"), True),
     (alert("PoloAccountNotScanned", "warning", job="polo-exporter", instance="b:9820", aws_account_id="2"), True),
+    (alert("PoloAccountStale", "warning", job="polo-exporter", instance="b:9820", aws_account_id="2"), True),
     (alert("PoloAccountNoAccess", "warning", job="polo-exporter", instance="b:9820", aws_account_id="3"), False),
     (alert("PoloClickHouseDiskAlmostFull", "warning", job="polo-exporter", instance="b:9820", replica="ch", disk="default"), False),
     # Accounts source down silences account alerts and the key-level collector warnings (they
@@ -78,6 +79,10 @@ CASES = [
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), True),
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), True),
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="e:9820", collector="config_ec2"), False),
+    # After 24 hours the account's NotScanned silences its rollup, not another account's.
+    (alert("PoloAccountNotScanned", "warning", job="polo-exporter", instance="f:9820", aws_account_id="7"), False),
+    (alert("PoloAccountStale", "warning", job="polo-exporter", instance="f:9820", aws_account_id="7"), True),
+    (alert("PoloAccountStale", "warning", job="polo-exporter", instance="f:9820", aws_account_id="8"), False),
 ]
 
 # What each time-interval scenario delivers: receiver -> alert names.
