@@ -103,6 +103,20 @@ fn load_phase1(ch: &DevClickHouse, t: i64) {
         "3 of 12 files skipped",
         4,
     );
+    // Three partial runs in a row after a success, straddling the settle boundary.
+    f.run("c_partial3", "222222222222", "us-east-1", t - 4 * HOUR, t - 4 * HOUR + 2_000, "succeeded", "", 9);
+    for (i, ago) in [3 * HOUR, 50 * MIN, 12 * MIN].iter().enumerate() {
+        f.run(
+            "c_partial3",
+            "222222222222",
+            "us-east-1",
+            t - ago,
+            t - ago + 2_000,
+            "partial",
+            &format!("page {i} throttled"),
+            3,
+        );
+    }
     // Unknown status string.
     f.run("c_unknown", "111111111111", "us-east-1", t - 30 * MIN, t - 29 * MIN, "skipped", "nothing to do", 0);
     // completed_at in the future (clock skew on a collector).
@@ -172,6 +186,7 @@ fn seed_per_key(ch: &DevClickHouse) -> Vec<Value> {
             argMax(rows_inserted, completed_at) AS rows_inserted,
             toUnixTimestamp64Milli(maxIf(completed_at, status = 'succeeded')) AS last_success,
             arrayFirstIndex(s -> s != 'failed', arrayMap(x -> x.2, arrayReverseSort(x -> x.1, groupArray((completed_at, status))))) AS first_non_failed,
+            arrayFirstIndex(s -> s != 'partial', arrayMap(x -> x.2, arrayReverseSort(x -> x.1, groupArray((completed_at, status))))) AS first_non_partial,
             count() AS runs
         FROM polo.collector_runs
         GROUP BY collector, aws_account_id, aws_region",
@@ -208,6 +223,9 @@ fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
         let first_non_failed = num(&row["first_non_failed"]);
         let consecutive = if first_non_failed == 0.0 { num(&row["runs"]) } else { first_non_failed - 1.0 };
         assert_eq!(get("polo_collector_consecutive_failures"), consecutive, "consecutive failures {ctx}");
+        let first_non_partial = num(&row["first_non_partial"]);
+        let partials = if first_non_partial == 0.0 { num(&row["runs"]) } else { first_non_partial - 1.0 };
+        assert_eq!(get("polo_collector_consecutive_partials"), partials, "consecutive partials {ctx}");
         let status = row["last_status"].as_str().unwrap();
         for s in ["succeeded", "failed", "partial", status] {
             let mut l = key.to_vec();

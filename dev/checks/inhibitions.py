@@ -68,6 +68,7 @@ CASES = [
     (alert("PoloExporterSourceDown", "critical", job="polo-exporter", instance="c:9820", source="accounts"), False),
     (alert("PoloAccountPendingSetup", "warning", job="polo-exporter", instance="c:9820", aws_account_id="4"), True),
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="c:9820", collector="c6"), True),
+    (alert("PoloCollectorPartial", "warning", job="polo-exporter", instance="c:9820", collector="c6"), True),
     (alert("PoloCollectorStale", "critical", job="polo-exporter", instance="c:9820", collector="c6"), False),
     # Critical silences the warnings of the same collector, not of another collector.
     (alert("PoloCollectorStale", "critical", job="polo-exporter", instance="d:9820", collector="c3"), False),
@@ -78,6 +79,8 @@ CASES = [
     (alert("PoloCollectorDependenciesNotReady", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), False),
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), True),
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), True),
+    (alert("PoloCollectorPartial", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), True),
+    (alert("PoloCollectorPartial", "warning", job="polo-exporter", instance="e:9820", collector="config_ebs"), False),
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="e:9820", collector="config_ec2"), False),
     # After 24 hours the account's NotScanned silences its rollup, not another account's.
     (alert("PoloAccountNotScanned", "warning", job="polo-exporter", instance="f:9820", aws_account_id="7"), False),

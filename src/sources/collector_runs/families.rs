@@ -28,6 +28,11 @@ pub static LAST_RUN_STATUS: Def = Def::gauge(
 );
 pub static CONSECUTIVE_FAILURES: Def =
     Def::gauge("polo_collector_consecutive_failures", "How many of the latest runs in a row have status failed.", KEY);
+pub static CONSECUTIVE_PARTIALS: Def = Def::gauge(
+    "polo_collector_consecutive_partials",
+    "How many of the latest runs in a row have status partial (incomplete data; PoloCollectorPartial from 3).",
+    KEY,
+);
 pub static LAST_RUN_DURATION: Def =
     Def::gauge("polo_collector_last_run_duration_seconds", "duration_ms of the latest run, in seconds.", KEY);
 pub static LAST_RUN_EVENTS: Def =
@@ -267,6 +272,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
     let mut last_success = LAST_SUCCESS.family();
     let mut status = LAST_RUN_STATUS.family();
     let mut consecutive = CONSECUTIVE_FAILURES.family();
+    let mut partials = CONSECUTIVE_PARTIALS.family();
     let mut duration = LAST_RUN_DURATION.family();
     let mut events = LAST_RUN_EVENTS.family();
     let mut rows = LAST_RUN_ROWS.family();
@@ -283,6 +289,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
             status.push(with(state.last_status.clone()), 1.0);
         }
         consecutive.push(key(), state.consecutive_failures as f64);
+        partials.push(key(), state.consecutive_partials as f64);
         duration.push(key(), f64::from(state.last_duration_ms) / 1000.0);
         events.push(key(), f64::from(state.last_events));
         rows.push(key(), f64::from(state.last_rows));
@@ -290,7 +297,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
             error.push(with(single_line(&state.last_error, ERROR_LABEL_MAX_CHARS)), 1.0);
         }
     }
-    vec![last_run, last_success, status, consecutive, duration, events, rows, error]
+    vec![last_run, last_success, status, consecutive, partials, duration, events, rows, error]
 }
 
 /// Per account: the latest success of any collector, from the same rows as everything else here.

@@ -110,6 +110,7 @@ impl SourceKind for CollectorRuns {
         &families::LAST_SUCCESS,
         &families::LAST_RUN_STATUS,
         &families::CONSECUTIVE_FAILURES,
+        &families::CONSECUTIVE_PARTIALS,
         &families::LAST_RUN_DURATION,
         &families::LAST_RUN_EVENTS,
         &families::LAST_RUN_ROWS,
@@ -190,6 +191,9 @@ fn range_sql(table: &str, bounded: bool) -> String {
             toUnixTimestamp64Milli(maxIf(completed_at, status != 'failed')) AS last_non_failed_ms,
             toUInt64(arrayCount(t -> t > last_non_failed_ms,
                 groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'failed'))) AS failed_after,
+            toUnixTimestamp64Milli(maxIf(completed_at, status != 'partial')) AS last_non_partial_ms,
+            toUInt64(arrayCount(t -> t > last_non_partial_ms,
+                groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'partial'))) AS partial_after,
             sumMapIf([toString(status)], [toUInt64(1)], completed_at >= fromUnixTimestamp64Milli(?)) AS counted
         FROM {table}
         WHERE started_at >= fromUnixTimestamp64Milli(?) {until}
@@ -435,6 +439,8 @@ struct AggRow {
     last_success_ms: i64,
     last_non_failed_ms: i64,
     failed_after: u64,
+    last_non_partial_ms: i64,
+    partial_after: u64,
     counted: (Vec<crate::clickhouse::text::Lossy>, Vec<u64>),
 }
 
@@ -459,6 +465,8 @@ impl AggRow {
                 last_success_ms: self.last_success_ms,
                 last_non_failed_ms: self.last_non_failed_ms,
                 failed_after: self.failed_after,
+                last_non_partial_ms: self.last_non_partial_ms,
+                partial_after: self.partial_after,
                 counted: crate::clickhouse::text::strings(statuses).into_iter().zip(counts).collect(),
             },
         )

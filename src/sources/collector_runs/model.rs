@@ -13,7 +13,8 @@ pub const ERROR_LABEL_MAX_CHARS: usize = 200;
 pub type Key = (String, String, String);
 
 /// The runs of one key that started within one `started_at` range, aggregated by ClickHouse:
-/// the latest run (by completed_at), the latest success and the failure streak inside the range.
+/// the latest run (by completed_at), the latest success and the failure and partial streaks inside
+/// the range.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Agg {
     pub last_completed_ms: i64,
@@ -29,11 +30,15 @@ pub struct Agg {
     /// `failed` runs of the range that completed after `last_non_failed_ms` (all of the range's
     /// runs when `last_non_failed_ms` is 0).
     pub failed_after: u64,
+    /// completed_at of the latest run of the range whose status is not `partial`; 0 if none.
+    pub last_non_partial_ms: i64,
+    /// `partial` runs of the range that completed after `last_non_partial_ms`.
+    pub partial_after: u64,
     /// Runs of the range that completed since the exporter started, by status (for `runs_total`).
     pub counted: Vec<(String, u64)>,
 }
 
-/// What is known of one key: its latest run (by completed_at) and its success streaks.
+/// What is known of one key: its latest run (by completed_at) and its failure and partial streaks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyState {
     pub last_completed_ms: i64,
@@ -46,6 +51,8 @@ pub struct KeyState {
     pub last_success_ms: i64,
     /// How many of the latest runs in a row are `failed`.
     pub consecutive_failures: u64,
+    /// How many of the latest runs in a row are `partial`.
+    pub consecutive_partials: u64,
 }
 
 impl KeyState {
@@ -59,6 +66,7 @@ impl KeyState {
             last_error: agg.last_error.clone(),
             last_success_ms: agg.last_success_ms,
             consecutive_failures: agg.failed_after,
+            consecutive_partials: agg.partial_after,
         }
     }
 
@@ -71,17 +79,24 @@ impl KeyState {
         if newer.last_completed_ms < self.last_completed_ms {
             return;
         }
-        self.consecutive_failures = if newer.last_non_failed_ms > 0 {
-            newer.failed_after
-        } else {
-            self.consecutive_failures + newer.failed_after
-        };
+        self.consecutive_failures = streak(self.consecutive_failures, newer.last_non_failed_ms, newer.failed_after);
+        self.consecutive_partials = streak(self.consecutive_partials, newer.last_non_partial_ms, newer.partial_after);
         self.last_completed_ms = newer.last_completed_ms;
         self.last_status = newer.last_status.clone();
         self.last_duration_ms = newer.last_duration_ms;
         self.last_events = newer.last_events;
         self.last_rows = newer.last_rows;
         self.last_error = newer.last_error.clone();
+    }
+}
+
+/// A streak continued by a later range: restarted at the range's own streak if the range holds
+/// a run that breaks it (`breaker_ms` > 0), else extended.
+fn streak(current: u64, breaker_ms: i64, after: u64) -> u64 {
+    if breaker_ms > 0 {
+        after
+    } else {
+        current + after
     }
 }
 

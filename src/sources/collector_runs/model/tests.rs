@@ -35,8 +35,13 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
             rs.sort_by_key(|r| r.completed_s);
             let last = rs.last().unwrap();
             let ms = |s: i64| s * 1000;
-            let last_non_failed =
-                rs.iter().filter(|r| r.status != "failed").map(|r| ms(r.completed_s)).max().unwrap_or(0);
+            let last_non =
+                |status: &str| rs.iter().filter(|r| r.status != status).map(|r| ms(r.completed_s)).max().unwrap_or(0);
+            let after = |status: &str| {
+                let breaker = last_non(status);
+                rs.iter().filter(|r| r.status == status && ms(r.completed_s) > breaker).count() as u64
+            };
+            let last_non_failed = last_non("failed");
             let mut counted: BTreeMap<String, u64> = BTreeMap::new();
             for r in rs.iter().filter(|r| r.completed_s >= counting_since_s) {
                 *counted.entry(r.status.into()).or_default() += 1;
@@ -55,8 +60,9 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
                     .max()
                     .unwrap_or(0),
                 last_non_failed_ms: last_non_failed,
-                failed_after: rs.iter().filter(|r| r.status == "failed" && ms(r.completed_s) > last_non_failed).count()
-                    as u64,
+                failed_after: after("failed"),
+                last_non_partial_ms: last_non("partial"),
+                partial_after: after("partial"),
                 counted: counted.into_iter().collect(),
             };
             (key, agg)
@@ -126,11 +132,41 @@ fn partial_breaks_a_failure_streak_and_unknown_status_is_kept() {
     assert_eq!((s.last_status.as_str(), s.consecutive_failures, s.last_success_ms), ("weird", 0, 0));
 }
 
+#[test]
+fn partial_streaks_count_like_failure_streaks() {
+    let runs = vec![
+        run("a", 1, 2, "partial"),
+        run("a", 3, 4, "succeeded"),
+        run("a", 5, 6, "partial"),
+        run("a", 7, 8, "partial"),
+        run("a", 9, 10, "partial"),
+    ];
+    let s = &states(&read_all(&runs))[&key("a")];
+    assert_eq!((s.consecutive_partials, s.consecutive_failures), (3, 0));
+    let mut more = runs.clone();
+    more.push(run("a", 11, 12, "failed"));
+    let s = &states(&read_all(&more))[&key("a")];
+    assert_eq!((s.consecutive_partials, s.consecutive_failures), (0, 1), "a failure breaks the partial streak");
+}
+
 /// A history folded chunk by chunk (the initial load) and then read as settling + open parts
 /// (scrapes) gives the same state as one aggregate over everything, at every split point.
 #[test]
 fn chunked_folding_equals_one_aggregate() {
-    let statuses = ["succeeded", "failed", "failed", "partial", "failed", "failed", "failed", "succeeded", "failed"];
+    let statuses = [
+        "succeeded",
+        "failed",
+        "failed",
+        "partial",
+        "failed",
+        "failed",
+        "failed",
+        "succeeded",
+        "failed",
+        "partial",
+        "partial",
+        "partial",
+    ];
     let mut runs = Vec::new();
     for (i, status) in statuses.iter().enumerate() {
         let s = 100 * i as i64;
