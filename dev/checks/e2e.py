@@ -3,8 +3,9 @@
 with the shipped rules, Alertmanager with the shipped routing, a webhook sink), checked through
 Prometheus's and Alertmanager's HTTP APIs, then a ClickHouse outage and its recovery.
 
-The notification budget is counted from the receivers' side (the sink): the demo data hold three
-incidents (cost_explorer_sync stopped, config_rds failing, a non-empty dead-letter queue), so the
+The notification budget is counted from the receivers' side (the sink): the demo data hold four
+incidents (cost_explorer_sync stopped, config_rds failing, a non-empty dead-letter queue,
+config_network succeeding with zero events for the last hour), so the
 pager gets at most one notification group per incident; the no_access account's keys never
 page; chat stays within a few messages. The shipped time intervals are replaced in the overlay
 by "always business hours, never maintenance" so that the count does not depend on the clock
@@ -44,6 +45,7 @@ EXPECTED = {
     "PoloAccountNoAccess": "warning",  # 100000000019
     "PoloAccountPendingSetup": "warning",  # 100000000020
     "PoloDeadLetterQueueNotEmpty": "critical",  # polo-events-dlq holds 3 messages
+    "PoloCollectorOutputCollapsed": "critical",  # config_network: zero events everywhere for the last hour
     "PoloLambdaThrottled": "warning",  # polo-cur-ingest throttled twice a minute
     "PoloOwnCostForecastOverBudget": "warning",  # demo costs ~$12.70 a day, budget $300 (examples/local.yml)
     "PoloWatchdog": "info",
@@ -62,8 +64,9 @@ INCIDENTS = {
     ("PoloCollectorStale", "cost_explorer_sync"),
     ("PoloCollectorStale", "config_rds"),
     ("PoloDeadLetterQueueNotEmpty", "polo-events-dlq"),
+    ("PoloCollectorOutputCollapsed", "config_network"),
 }
-# Chat: the three pages for the record plus one message per expected warning group (no-access
+# Chat: the four pages for the record plus one message per expected warning group (no-access
 # and pending accounts, the throttled Lambda, Polo's own cost over budget, the disk when this machine's is full), and at most
 # one PoloCollectorKeysStale per collector naming a few keys (the partial cur_ingest key of the
 # demo data, random single failures). Nothing per key: 7 to 9 messages so far, never more than this.
@@ -99,7 +102,7 @@ class BudgetStack(Stack):
 # 4 × RESEND (40 s) after the last one, as production's 4 minutes do before its 5-minute `for:`:
 # an alert that went back to pending after a restart would be sent as resolved within the check.
 RESEND = "10s"
-PAGING = {"PoloCollectorStale", "PoloDeadLetterQueueNotEmpty"}
+PAGING = {"PoloCollectorStale", "PoloDeadLetterQueueNotEmpty", "PoloCollectorOutputCollapsed"}
 PRODUCTION_FOR_S = 300
 
 
@@ -260,6 +263,9 @@ def main():
               {a["labels"].get("collector") for a in failing} == FAILING_COLLECTORS and len(failing) == len(FAILING_COLLECTORS)
               and all(re.search(r"^57 of 57 keys of config_rds failed .*, … and 54 more\.", a["annotations"]["description"]) for a in failing),
               f"{[(a['labels'], a['annotations'].get('description')) for a in failing]}")
+        collapsed = [(a["labels"].get("collector"), a["labels"]["severity"]) for a in firing if a["labels"]["alertname"] == "PoloCollectorOutputCollapsed"]
+        check("output collapse: one page for config_network, nothing for the healthy collectors (their events vary ±30 %)",
+              collapsed == [("config_network", "critical")], f"{collapsed}")
         about_no_access = [a["labels"] for a in firing if NO_ACCESS in json.dumps(a) and a["labels"]["alertname"] != "PoloAccountNoAccess"]
         check(f"the no_access account {NO_ACCESS} appears in no alert but its own", not about_no_access, f"{about_no_access}")
 

@@ -10,6 +10,8 @@ use crate::config::duration::PromDuration;
 use crate::config::{ConfigError, Validator};
 use crate::source_kind::Shared;
 
+use super::output::{CollapseRules, DEFAULT_MIN_EVENTS, DEFAULT_RATIO};
+
 /// Default of `default_expected_interval`.
 pub const DEFAULT_EXPECTED_INTERVAL: Duration = Duration::from_secs(3600);
 /// Default of `staleness_factor`: Polo's alert table pages on "no success in 2× expected interval".
@@ -63,6 +65,17 @@ crate::source_section! {
         /// out is counted in `polo_collector_per_key_series_dropped_keys{collector}`. Raise it (up to
         /// 10,000,000) with `per_key_series: all` for every series of a small deployment. Default: `1000`.
         pub per_key_series_max_keys: Option<u64>,
+        /// A `succeeded` run is **collapsed** when its `events_produced` is below this share of its key's
+        /// baseline: the median of the key's last 5 normal successes (collapsed ones stay out of it, so a
+        /// lasting collapse is not taken for the new normal; one normal success ends it). 0–1; 0 turns the
+        /// check off. See [PoloCollectorOutputCollapsed](../runbooks.md#polocollectoroutputcollapsed).
+        /// Default: `0.1`.
+        pub output_collapse_ratio: Option<f64>,
+        /// Map collector → its own `output_collapse_ratio`, e.g. `cur_ingest: 0.3`. Default: `{}`.
+        pub output_collapse_ratios: BTreeMap<String, f64>,
+        /// Keys whose baseline (at least 3 successes) is below this many events are never collapsed: too few
+        /// events to tell a collapse from noise. 0–1,000,000,000. Default: `10`.
+        pub output_collapse_min_events: Option<u64>,
     }
 }
 
@@ -108,6 +121,7 @@ pub struct CollectorsConfig {
     pub forget_after: Duration,
     pub per_key_series: PerKeySeries,
     pub per_key_series_max_keys: u64,
+    pub collapse: CollapseRules,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +207,25 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
     if per_key_series_max_keys > 10_000_000 {
         return Err(v.invalid(&key("per_key_series_max_keys"), "must be at most 10000000"));
     }
+    let ratio_ok = |r: f64| r.is_finite() && (0.0..=1.0).contains(&r);
+    let ratio = raw.output_collapse_ratio.unwrap_or(DEFAULT_RATIO);
+    if !ratio_ok(ratio) {
+        return Err(v.invalid(&key("output_collapse_ratio"), "must be a number from 0 to 1"));
+    }
+    for (name, r) in &raw.output_collapse_ratios {
+        if !ratio_ok(*r) {
+            return Err(v.invalid(&key(&format!("output_collapse_ratios.{name}")), "must be a number from 0 to 1"));
+        }
+    }
+    let min_events = raw.output_collapse_min_events.unwrap_or(u64::from(DEFAULT_MIN_EVENTS));
+    if min_events > 1_000_000_000 {
+        return Err(v.invalid(&key("output_collapse_min_events"), "must be at most 1000000000"));
+    }
+    let collapse = CollapseRules {
+        ratio,
+        min_events: min_events as u32,
+        ratios: raw.output_collapse_ratios.into_iter().collect(),
+    };
     Ok(CollectorRunsConfig {
         clickhouse: shared.clickhouse(v, "collector_runs")?,
         collectors: CollectorsConfig {
@@ -204,6 +237,7 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
             forget_after,
             per_key_series: raw.per_key_series.unwrap_or(DEFAULT_PER_KEY_SERIES),
             per_key_series_max_keys,
+            collapse,
         },
     })
 }

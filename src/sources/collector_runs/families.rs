@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::config::{CollectorsConfig, PerKeySeries};
 use super::health::{CollectorStatus, CollectorSummary, Health, Thresholds};
 use super::model::{single_line, Key, KeyState, ERROR_LABEL_MAX_CHARS, KNOWN_STATUSES};
+use super::output::Collapse;
 use crate::metrics::{Def, MetricFamily};
 
 const KEY: &[&str] = &["collector", "aws_account_id", "aws_region"];
@@ -31,6 +32,11 @@ pub static CONSECUTIVE_FAILURES: Def =
 pub static CONSECUTIVE_PARTIALS: Def = Def::gauge(
     "polo_collector_consecutive_partials",
     "How many of the latest runs in a row have status partial (incomplete data; PoloCollectorPartial from 3).",
+    KEY,
+);
+pub static OUTPUT_COLLAPSED_RUNS: Def = Def::gauge(
+    "polo_collector_output_collapsed_runs",
+    "Succeeded runs in a row whose events_produced fell below output_collapse_ratio times the key's baseline (the median of its last 5 normal successes); 0 while the latest success is normal or the key has no baseline.",
     KEY,
 );
 pub static LAST_RUN_DURATION: Def =
@@ -89,6 +95,16 @@ pub static MAX_CONSECUTIVE_FAILURES: Def = Def::gauge(
     "The longest current streak of failed runs among the collector's keys.",
     COLLECTOR,
 );
+pub static OUTPUT_COLLAPSED_KEYS: Def = Def::gauge(
+    "polo_collector_output_collapsed_keys",
+    "Keys of the collector whose latest success collapsed (polo_collector_output_collapsed_runs above 0), every key counted (PoloCollectorOutputCollapsed).",
+    COLLECTOR,
+);
+pub static OUTPUT_BASELINE_KEYS: Def = Def::gauge(
+    "polo_collector_output_baseline_keys",
+    "Keys of the collector with a baseline a collapse is judged by: 3 successes or more, median at least output_collapse_min_events. Every key counted.",
+    COLLECTOR,
+);
 pub static OLDEST_SUCCESS: Def = Def::gauge(
     "polo_collector_oldest_success_timestamp_seconds",
     "The oldest last success among the collector's keys (its worst key); 0 if a key has runs but never succeeded.",
@@ -145,7 +161,7 @@ pub fn map(
     for (key, state) in view {
         let summary = per_collector.entry(&key.0).or_insert_with(|| CollectorSummary::new(cfg, &key.0));
         let health = summary.add(state, now_ms);
-        rollups.entry(&key.0).or_default().add(state, health);
+        rollups.entry(&key.0).or_default().add(state, health, cfg.collapse.collector(&key.0));
         healths.push(health);
     }
     let (selected, dropped) = select_keys(view, &healths, cfg);
@@ -181,7 +197,7 @@ fn load_families(progress: Option<f64>) -> Vec<MetricFamily> {
 
 /// Whether a key needs its own series under `per_key_series: unhealthy`.
 fn unhealthy(state: &KeyState, health: Health) -> bool {
-    health != Health::Green || state.last_status != "succeeded"
+    health != Health::Green || state.last_status != "succeeded" || state.output.collapsed_runs > 0
 }
 
 /// The keys that get per-key series, and per collector how many the bound left out. Under the
@@ -203,7 +219,14 @@ fn select_keys<'v, 'a>(
     if candidates.len() > max {
         let rank = |(i, h): &(usize, Health)| {
             let s = &view[*i].1;
-            (std::cmp::Reverse(*h), std::cmp::Reverse(s.consecutive_failures), s.last_status == "succeeded", *i)
+            let healthy_output = s.output.collapsed_runs == 0;
+            (
+                std::cmp::Reverse(*h),
+                std::cmp::Reverse(s.consecutive_failures),
+                healthy_output,
+                s.last_status == "succeeded",
+                *i,
+            )
         };
         candidates.sort_unstable_by_key(rank);
         for (i, _) in &candidates[max..] {
@@ -225,10 +248,14 @@ struct Rollup {
     oldest_success_ms: Option<i64>,
     latest_run_ms: i64,
     latest_success_ms: i64,
+    collapsed_keys: u64,
+    baseline_keys: u64,
 }
 
 impl Rollup {
-    fn add(&mut self, state: &KeyState, health: Health) {
+    fn add(&mut self, state: &KeyState, health: Health, collapse: Collapse) {
+        self.collapsed_keys += u64::from(state.output.collapsed_runs > 0);
+        self.baseline_keys += u64::from(state.output.judged(collapse));
         self.by_health[health as usize] += 1;
         *self.by_status.entry(state.last_status.clone()).or_default() += 1;
         self.max_consecutive_failures = self.max_consecutive_failures.max(state.consecutive_failures);
@@ -247,6 +274,8 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
     let mut latest_run = LATEST_RUN.family();
     let mut latest_success = LATEST_SUCCESS.family();
     let mut dropped_keys = DROPPED_KEYS.family();
+    let mut collapsed = OUTPUT_COLLAPSED_KEYS.family();
+    let mut baseline = OUTPUT_BASELINE_KEYS.family();
     for (collector, r) in rollups {
         let c = || [collector.to_string()];
         for (health, name) in [(Health::Green, "healthy"), (Health::Amber, "late"), (Health::Red, "stale")] {
@@ -262,8 +291,10 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
         latest_run.push(c(), ms_to_s(r.latest_run_ms));
         latest_success.push(c(), ms_to_s(r.latest_success_ms));
         dropped_keys.push(c(), dropped.get(collector).copied().unwrap_or(0) as f64);
+        collapsed.push(c(), r.collapsed_keys as f64);
+        baseline.push(c(), r.baseline_keys as f64);
     }
-    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys]
+    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys, collapsed, baseline]
 }
 
 /// The per-key families: one series per (collector, account, region) and family.
@@ -273,6 +304,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
     let mut status = LAST_RUN_STATUS.family();
     let mut consecutive = CONSECUTIVE_FAILURES.family();
     let mut partials = CONSECUTIVE_PARTIALS.family();
+    let mut collapsed = OUTPUT_COLLAPSED_RUNS.family();
     let mut duration = LAST_RUN_DURATION.family();
     let mut events = LAST_RUN_EVENTS.family();
     let mut rows = LAST_RUN_ROWS.family();
@@ -290,6 +322,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
         }
         consecutive.push(key(), state.consecutive_failures as f64);
         partials.push(key(), state.consecutive_partials as f64);
+        collapsed.push(key(), f64::from(state.output.collapsed_runs));
         duration.push(key(), f64::from(state.last_duration_ms) / 1000.0);
         events.push(key(), f64::from(state.last_events));
         rows.push(key(), f64::from(state.last_rows));
@@ -297,7 +330,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
             error.push(with(single_line(&state.last_error, ERROR_LABEL_MAX_CHARS)), 1.0);
         }
     }
-    vec![last_run, last_success, status, consecutive, partials, duration, events, rows, error]
+    vec![last_run, last_success, status, consecutive, partials, collapsed, duration, events, rows, error]
 }
 
 /// Per account: the latest success of any collector, from the same rows as everything else here.

@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use super::output::{Collapse, CollapseRules, Output};
+
 pub const KNOWN_STATUSES: [&str; 3] = ["succeeded", "failed", "partial"];
 /// Longest error text carried in `polo_collector_last_error_info{error}`.
 pub const ERROR_LABEL_MAX_CHARS: usize = 200;
@@ -34,6 +36,8 @@ pub struct Agg {
     pub last_non_partial_ms: i64,
     /// `partial` runs of the range that completed after `last_non_partial_ms`.
     pub partial_after: u64,
+    /// events_produced of the range's `succeeded` runs, in completed_at order.
+    pub success_events: Vec<u32>,
     /// Runs of the range that completed since the exporter started, by status (for `runs_total`).
     pub counted: Vec<(String, u64)>,
 }
@@ -53,10 +57,16 @@ pub struct KeyState {
     pub consecutive_failures: u64,
     /// How many of the latest runs in a row are `partial`.
     pub consecutive_partials: u64,
+    /// The output baseline and how many successes in a row collapsed below it.
+    pub output: Output,
 }
 
 impl KeyState {
-    pub fn from_agg(agg: &Agg) -> Self {
+    pub fn from_agg(agg: &Agg, collapse: Collapse) -> Self {
+        let mut output = Output::default();
+        for events in &agg.success_events {
+            output.observe(*events, collapse);
+        }
         Self {
             last_completed_ms: agg.last_completed_ms,
             last_status: agg.last_status.clone(),
@@ -67,15 +77,19 @@ impl KeyState {
             last_success_ms: agg.last_success_ms,
             consecutive_failures: agg.failed_after,
             consecutive_partials: agg.partial_after,
+            output,
         }
     }
 
     /// Folds in the aggregate of a later `started_at` range. A streak that the later range does
     /// not break continues; one the range breaks restarts at the range's own streak. A range whose
     /// latest run completed before the current latest (rare: runs overlapping across the range
-    /// boundary) only updates `last_success`.
-    pub fn merge(&mut self, newer: &Agg) {
+    /// boundary) only updates `last_success` and the output baseline.
+    pub fn merge(&mut self, newer: &Agg, collapse: Collapse) {
         self.last_success_ms = self.last_success_ms.max(newer.last_success_ms);
+        for events in &newer.success_events {
+            self.output.observe(*events, collapse);
+        }
         if newer.last_completed_ms < self.last_completed_ms {
             return;
         }
@@ -106,23 +120,26 @@ fn streak(current: u64, breaker_ms: i64, after: u64) -> u64 {
 pub struct Settled {
     pub keys: HashMap<Key, KeyState>,
     pub until_ms: i64,
+    /// The output-collapse thresholds the baselines are folded with.
+    pub collapse: CollapseRules,
     /// Settled runs completed since the exporter started, by (collector, status).
     pub counted: BTreeMap<(String, String), u64>,
 }
 
 impl Settled {
-    pub fn new(from_ms: i64) -> Self {
-        Self { until_ms: from_ms, ..Self::default() }
+    pub fn new(from_ms: i64, collapse: CollapseRules) -> Self {
+        Self { until_ms: from_ms, collapse, ..Self::default() }
     }
 
     /// Folds in the aggregates of the range [`until_ms`, `range_end_ms`), which must be the next one.
     pub fn fold(&mut self, aggs: Vec<(Key, Agg)>, range_end_ms: i64) {
         for (key, agg) in aggs {
             count(&mut self.counted, &key.0, &agg.counted);
+            let collapse = self.collapse.collector(&key.0);
             match self.keys.get_mut(&key) {
-                Some(state) => state.merge(&agg),
+                Some(state) => state.merge(&agg, collapse),
                 None => {
-                    self.keys.insert(key, KeyState::from_agg(&agg));
+                    self.keys.insert(key, KeyState::from_agg(&agg, collapse));
                 }
             }
         }
@@ -172,7 +189,7 @@ impl RunsState {
             match self.open.get(key) {
                 Some(agg) => {
                     let mut merged = state.clone();
-                    merged.merge(agg);
+                    merged.merge(agg, self.settled.collapse.collector(&key.0));
                     out.push((key, Cow::Owned(merged)));
                 }
                 None => out.push((key, Cow::Borrowed(state))),
@@ -180,7 +197,7 @@ impl RunsState {
         }
         for (key, agg) in &self.open {
             if !self.settled.keys.contains_key(key) {
-                out.push((key, Cow::Owned(KeyState::from_agg(agg))));
+                out.push((key, Cow::Owned(KeyState::from_agg(agg, self.settled.collapse.collector(&key.0)))));
             }
         }
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
