@@ -217,15 +217,18 @@ fn seed_per_key(ch: &DevClickHouse) -> Vec<Value> {
 fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
     let expected = seed_per_key(ch);
     // The output rollups over every key, per collector.
-    let mut rollups: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    let mut rollups: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for row in &expected {
         let r = rollups.entry(row["collector"].as_str().unwrap()).or_default();
         r.0 += f64::from(u8::from(num(&row["collapsed_runs"]) > 0.0));
         r.1 += num(&row["judged"]);
+        r.2 = r.2.max(num(&row["duration_ms"]) / 1000.0);
     }
-    for (c, (collapsed, judged)) in &rollups {
+    for (c, (collapsed, judged, longest)) in &rollups {
         assert_eq!(m.value("polo_collector_output_collapsed_keys", &[("collector", c)]), Some(*collapsed), "{c}");
         assert_eq!(m.value("polo_collector_output_baseline_keys", &[("collector", c)]), Some(*judged), "{c}");
+        let got = m.value("polo_collector_max_last_run_duration_seconds", &[("collector", c)]).unwrap();
+        assert!(close(got, *longest), "longest latest run of {c}: {got} vs {longest}");
     }
     assert!(expected.len() >= 12, "data set has {} keys", expected.len());
     assert_eq!(m.find("polo_collector_last_run_timestamp_seconds", &[]).len(), expected.len(), "one series per key");
@@ -388,6 +391,11 @@ fn metrics_equal_the_seed_sql_before_and_after_new_runs() {
     let collapse_key = [("collector", "c_collapse"), ("aws_account_id", "111111111111"), ("aws_region", "us-east-1")];
     assert_eq!(m.value("polo_collector_output_collapsed_runs", &collapse_key), Some(2.0));
     assert_eq!(m.value("polo_collector_expected_interval_seconds", &[("collector", "c_fail")]), Some(1800.0));
+    assert_eq!(
+        m.value("polo_collector_run_timeout_seconds", &[("collector", "c_ok")]),
+        Some(900.0),
+        "Lambda's 15 minutes"
+    );
 
     // Phase 2: new runs, and a run that started 30 minutes ago but is only inserted now.
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -69,6 +69,7 @@ CASES = [
     (alert("PoloAccountPendingSetup", "warning", job="polo-exporter", instance="c:9820", aws_account_id="4"), True),
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="c:9820", collector="c6"), True),
     (alert("PoloCollectorPartial", "warning", job="polo-exporter", instance="c:9820", collector="c6"), True),
+    (alert("PoloCollectorRunsNearTimeout", "warning", job="polo-exporter", instance="c:9820", collector="c7"), True),
     (alert("PoloCollectorStale", "critical", job="polo-exporter", instance="c:9820", collector="c6"), False),
     # Critical silences the warnings of the same collector, not of another collector.
     (alert("PoloCollectorStale", "critical", job="polo-exporter", instance="d:9820", collector="c3"), False),

@@ -25,6 +25,8 @@ pub const DEFAULT_LATE_ARRIVAL_WINDOW: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(90 * 86_400);
 /// Default of `max_window_rows` (accepted for old configs; no longer bounds anything).
 pub const DEFAULT_MAX_WINDOW_ROWS: u64 = 200_000;
+/// Default of `default_run_timeout`: Lambda's limit.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Default of `per_key_series`.
 pub const DEFAULT_PER_KEY_SERIES: PerKeySeries = PerKeySeries::All;
 /// Default of `per_key_series_max_keys`: about 9 series per key, so at most ~9,000 per-key series.
@@ -76,6 +78,11 @@ crate::source_section! {
         /// Keys whose baseline (at least 3 successes) is below this many events are never collapsed: too few
         /// events to tell a collapse from noise. 0–1,000,000,000. Default: `10`.
         pub output_collapse_min_events: Option<u64>,
+        /// Run timeout of a collector not listed in `run_timeouts` (1s–7d): `PoloCollectorRunsNearTimeout`
+        /// warns when latest runs take 80 % of it. Default: `15m` (Lambda's limit).
+        pub default_run_timeout: Option<PromDuration>,
+        /// Map collector → its run timeout, e.g. `cur_ingest: 10m`. Default: `{}`.
+        pub run_timeouts: BTreeMap<String, PromDuration>,
     }
 }
 
@@ -122,6 +129,8 @@ pub struct CollectorsConfig {
     pub per_key_series: PerKeySeries,
     pub per_key_series_max_keys: u64,
     pub collapse: CollapseRules,
+    pub default_run_timeout: Duration,
+    pub run_timeouts: BTreeMap<String, Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +142,10 @@ pub struct CollectorRunsConfig {
 impl CollectorsConfig {
     pub fn expected_interval(&self, collector: &str) -> Duration {
         self.expected_intervals.get(collector).copied().unwrap_or(self.default_expected_interval)
+    }
+
+    pub fn run_timeout(&self, collector: &str) -> Duration {
+        self.run_timeouts.get(collector).copied().unwrap_or(self.default_run_timeout)
     }
 
     /// Every collector the config names, as interval owner, dependent or dependency.
@@ -221,6 +234,15 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
     if min_events > 1_000_000_000 {
         return Err(v.invalid(&key("output_collapse_min_events"), "must be at most 1000000000"));
     }
+    let timeout_bounds = (Duration::from_secs(1), 7 * DAY);
+    let default_run_timeout =
+        v.duration(&key("default_run_timeout"), raw.default_run_timeout, DEFAULT_RUN_TIMEOUT, timeout_bounds)?;
+    let mut run_timeouts = BTreeMap::new();
+    for (name, timeout) in raw.run_timeouts {
+        let timeout =
+            v.duration(&key(&format!("run_timeouts.{name}")), Some(timeout), Duration::ZERO, timeout_bounds)?;
+        run_timeouts.insert(name, timeout);
+    }
     let collapse = CollapseRules {
         ratio,
         min_events: min_events as u32,
@@ -238,6 +260,8 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
             per_key_series: raw.per_key_series.unwrap_or(DEFAULT_PER_KEY_SERIES),
             per_key_series_max_keys,
             collapse,
+            default_run_timeout,
+            run_timeouts,
         },
     })
 }

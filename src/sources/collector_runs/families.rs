@@ -70,6 +70,11 @@ pub static STALE_THRESHOLD: Def = Def::gauge(
     "A key of the collector is stale (red) once its last success is older than this: staleness_factor times the expected interval (PoloCollectorStale when every key is, PoloCollectorKeysStale when some are).",
     COLLECTOR,
 );
+pub static RUN_TIMEOUT: Def = Def::gauge(
+    "polo_collector_run_timeout_seconds",
+    "Configured run timeout of the collector (sources.collector_runs.run_timeouts, default 15m as Lambda's); PoloCollectorRunsNearTimeout from 80 %.",
+    COLLECTOR,
+);
 pub static RUNS: Def = Def::counter(
     "polo_collector_runs",
     "Runs completed since the exporter started, by status.",
@@ -103,6 +108,11 @@ pub static OUTPUT_COLLAPSED_KEYS: Def = Def::gauge(
 pub static OUTPUT_BASELINE_KEYS: Def = Def::gauge(
     "polo_collector_output_baseline_keys",
     "Keys of the collector with a baseline a collapse is judged by: 3 successes or more, median at least output_collapse_min_events. Every key counted.",
+    COLLECTOR,
+);
+pub static MAX_LAST_DURATION: Def = Def::gauge(
+    "polo_collector_max_last_run_duration_seconds",
+    "The longest duration_ms among the latest runs of the collector's keys, in seconds (every key).",
     COLLECTOR,
 );
 pub static OLDEST_SUCCESS: Def = Def::gauge(
@@ -250,12 +260,14 @@ struct Rollup {
     latest_success_ms: i64,
     collapsed_keys: u64,
     baseline_keys: u64,
+    max_duration_ms: u32,
 }
 
 impl Rollup {
     fn add(&mut self, state: &KeyState, health: Health, collapse: Collapse) {
         self.collapsed_keys += u64::from(state.output.collapsed_runs > 0);
         self.baseline_keys += u64::from(state.output.judged(collapse));
+        self.max_duration_ms = self.max_duration_ms.max(state.last_duration_ms);
         self.by_health[health as usize] += 1;
         *self.by_status.entry(state.last_status.clone()).or_default() += 1;
         self.max_consecutive_failures = self.max_consecutive_failures.max(state.consecutive_failures);
@@ -276,6 +288,7 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
     let mut dropped_keys = DROPPED_KEYS.family();
     let mut collapsed = OUTPUT_COLLAPSED_KEYS.family();
     let mut baseline = OUTPUT_BASELINE_KEYS.family();
+    let mut duration = MAX_LAST_DURATION.family();
     for (collector, r) in rollups {
         let c = || [collector.to_string()];
         for (health, name) in [(Health::Green, "healthy"), (Health::Amber, "late"), (Health::Red, "stale")] {
@@ -293,8 +306,9 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
         dropped_keys.push(c(), dropped.get(collector).copied().unwrap_or(0) as f64);
         collapsed.push(c(), r.collapsed_keys as f64);
         baseline.push(c(), r.baseline_keys as f64);
+        duration.push(c(), f64::from(r.max_duration_ms) / 1000.0);
     }
-    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys, collapsed, baseline]
+    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys, collapsed, baseline, duration]
 }
 
 /// The per-key families: one series per (collector, account, region) and family.
@@ -357,6 +371,7 @@ fn collector_families(
     let mut factor = STALENESS_FACTOR.family();
     let mut late = LATE_THRESHOLD.family();
     let mut stale = STALE_THRESHOLD.family();
+    let mut timeout = RUN_TIMEOUT.family();
     let mut total = RUNS.family();
     for collector in collectors {
         let c = || [collector.clone()];
@@ -365,6 +380,7 @@ fn collector_families(
         factor.push(c(), cfg.staleness_factor);
         late.push(c(), thresholds.late_ms / 1000.0);
         stale.push(c(), thresholds.stale_ms / 1000.0);
+        timeout.push(c(), cfg.run_timeout(collector).as_secs_f64());
         let Some(runs_total) = runs_total else { continue };
         let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
         statuses.extend(runs_total.keys().filter(|(c, _)| c == collector).map(|(_, s)| s.as_str()));
@@ -373,7 +389,7 @@ fn collector_families(
             total.push([collector.clone(), s.to_string()], n as f64);
         }
     }
-    let mut families = vec![expected, factor, late, stale];
+    let mut families = vec![expected, factor, late, stale, timeout];
     if runs_total.is_some() {
         families.push(total);
     }

@@ -97,6 +97,8 @@ fn cfg() -> CollectorsConfig {
         per_key_series: PerKeySeries::All,
         per_key_series_max_keys: 1000,
         collapse: CollapseRules::default(),
+        default_run_timeout: Duration::from_secs(900),
+        run_timeouts: BTreeMap::from([("y".to_string(), Duration::from_secs(60))]),
     }
 }
 
@@ -440,4 +442,8 @@ fn maps_output_collapse_per_key_and_per_collector() {
         "333 is too small to judge"
     );
     assert_eq!(rollup("polo_collector_output_collapsed_keys", "y"), Some(&Value::Gauge(1.0)));
+    // Durations: every fixture run takes 10 s; timeouts from the config (y's own, x's default).
+    assert_eq!(rollup("polo_collector_max_last_run_duration_seconds", "x"), Some(&Value::Gauge(10.0)));
+    assert_eq!(rollup("polo_collector_run_timeout_seconds", "x"), Some(&Value::Gauge(900.0)));
+    assert_eq!(rollup("polo_collector_run_timeout_seconds", "y"), Some(&Value::Gauge(60.0)));
 }
