@@ -232,7 +232,9 @@ pub fn label_value(value: &str) -> Cow<'_, str> {
     if is_clean(value) {
         return Cow::Borrowed(value);
     }
-    let cleaned: String = value.chars().filter_map(clean_char).collect();
+    // Cleaned up to one character past the bound: beyond it the result is the cut form whatever
+    // follows (the hash still covers every byte), so a 1 MiB value costs its hash, not a clean.
+    let cleaned: String = value.chars().filter_map(clean_char).take(MAX_LABEL_VALUE_CHARS + 1).collect();
     let chars = cleaned.chars().count();
     if cleaned == value && chars <= MAX_LABEL_VALUE_CHARS {
         // Clean, only longer in bytes than the fast check allows.

@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_WINDOW_ROWS: u64 = 200_000;
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Default of `per_key_series`.
 pub const DEFAULT_PER_KEY_SERIES: PerKeySeries = PerKeySeries::All;
-/// Default of `per_key_series_max_keys`: about 9 series per key, so at most ~9,000 per-key series.
+/// Default of `per_key_series_max_keys`: about 11 series per key, so at most ~11,000 per-key series.
 pub const DEFAULT_PER_KEY_SERIES_MAX_KEYS: u64 = 1_000;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -62,7 +62,7 @@ crate::source_section! {
         /// stale, or latest run not `succeeded`) or `none`. The per-collector rollups always cover every key.
         /// Default: `all`.
         pub per_key_series: Option<PerKeySeries>,
-        /// At most this many keys get per-key series (about 9 series each), the least healthy first: stale,
+        /// At most this many keys get per-key series (about 11 series each), the least healthy first: stale,
         /// then late, then the longest failure streak, then latest run not succeeded. What the bound leaves
         /// out is counted in `polo_collector_per_key_series_dropped_keys{collector}`. Raise it (up to
         /// 10,000,000) with `per_key_series: all` for every series of a small deployment. Default: `1000`.
