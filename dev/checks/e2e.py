@@ -3,12 +3,17 @@
 with the shipped rules, Alertmanager with the shipped routing, a webhook sink), checked through
 Prometheus's and Alertmanager's HTTP APIs, then a ClickHouse outage and its recovery.
 
-The notification budget is counted from the receivers' side (the sink): the demo data hold three
-incidents (cost_explorer_sync stopped, config_rds failing, a non-empty dead-letter queue), so the
+The notification budget is counted from the receivers' side (the sink): the demo data hold four
+incidents (cost_explorer_sync stopped, config_rds failing, a non-empty dead-letter queue,
+config_network succeeding with zero events for the last hour), so the
 pager gets at most one notification group per incident; the no_access account's keys never
 page; chat stays within a few messages. The shipped time intervals are replaced in the overlay
 by "always business hours, never maintenance" so that the count does not depend on the clock
-(dev/checks/inhibitions.py tests the intervals themselves)."""
+(dev/checks/inhibitions.py tests the intervals themselves).
+
+Then the lifecycle cases while the incidents page (see `lifecycle`): the exporter unreachable for
+two scrape intervals, the exporter restarted, Prometheus restarted with the production `for:` of
+the paging rules; the receivers must get no "resolved" and no second page."""
 
 import json
 import os
@@ -46,6 +51,7 @@ EXPECTED = {
     "PoloAccountNoAccess": "warning",  # 100000000019
     "PoloAccountPendingSetup": "warning",  # 100000000020
     "PoloDeadLetterQueueNotEmpty": "critical",  # polo-events-dlq holds 3 messages
+    "PoloCollectorOutputCollapsed": "critical",  # config_network: zero events everywhere for the last hour
     "PoloLambdaThrottled": "warning",  # polo-cur-ingest throttled twice a minute
     "PoloOwnCostForecastOverBudget": "warning",  # demo costs ~$12.70 a day, budget $300 (examples/local.yml)
     "PoloWatchdog": "info",
@@ -71,8 +77,9 @@ INCIDENTS = {
     ("PoloCollectorStale", "cost_explorer_sync"),
     ("PoloCollectorStale", "config_rds"),
     ("PoloDeadLetterQueueNotEmpty", "polo-events-dlq"),
+    ("PoloCollectorOutputCollapsed", "config_network"),
 }
-# Chat: the three pages for the record plus one message per expected warning group (no-access
+# Chat: the four pages for the record plus one message per expected warning group (no-access
 # and pending accounts, the throttled Lambda, Polo's own cost over budget, the disk when this machine's is full), and at most
 # one PoloCollectorKeysStale per collector naming a few keys (the partial cur_ingest key of the
 # demo data, random single failures). Nothing per key: 7 to 9 messages so far, never more than this.
@@ -100,6 +107,87 @@ class BudgetStack(Stack):
         status = get_json(self.url("alertmanager") + "/api/v2/status")
         assert "1999" in status["config"]["original"], "Alertmanager did not reload the overlay"
 
+# The lifecycle cases (issue 21): the exporter frozen for two scrape intervals, the exporter
+# restarted, Prometheus restarted with the production `for:` of the paging rules; each while the
+# incidents page, and after each the receivers must have got nothing new: no "resolved", no
+# second page. PoloExporterDown keeps its production `for: 5m` throughout (an outage of seconds
+# must not page). Prometheus resends firing alerts every RESEND, so Alertmanager's copy expires
+# 4 × RESEND (40 s) after the last one, as production's 4 minutes do before its 5-minute `for:`:
+# an alert that went back to pending after a restart would be sent as resolved within the check.
+RESEND = "10s"
+PAGING = {"PoloCollectorStale", "PoloDeadLetterQueueNotEmpty", "PoloCollectorOutputCollapsed"}
+PRODUCTION_FOR_S = 300
+
+
+def lifecycle(stack, incident):
+    interval = int(stack.interval.rstrip("s"))
+
+    def paging():
+        # activeAt to the second: a restored alert's start comes back from ALERTS_FOR_STATE in seconds.
+        return {(a["labels"]["alertname"], a["labels"].get("collector") or a["labels"].get("queue")): int(parse_time(a["activeAt"]))
+                for a in stack.firing() if a["labels"]["alertname"] in PAGING}
+
+    def up(value):
+        return lambda: [r for r in stack.query('up{job="polo-exporter"}') if r["value"][1] == value]
+
+    def settle():
+        # The target back, then enough evaluations and group intervals for anything to be sent.
+        wait_for("exporter target up", up("1"), 60)
+        time.sleep(6 * interval)
+
+    def nothing_new(case, before, pages_before, notes_before):
+        after = paging()
+        notes = stack.sink.notifications()[notes_before:]
+        resolved = [(n["receiver"], incident(n["notification"])) for n in notes if n["notification"].get("status") == "resolved"
+                    and not all(a["labels"]["alertname"] in MAY_FIRE for a in n["notification"].get("alerts", []))]
+        pages = [incident(n["notification"]) for n in notes if n["receiver"] == "pager"]
+        down = [n["receiver"] for n in notes if any(a["labels"]["alertname"] == "PoloExporterDown" for a in n["notification"].get("alerts", []))]
+        check(f"{case}: the pages still fire with their first start, nothing resolved, nothing paged again",
+              after == before and len(before) == len(pages_before) and not resolved and not pages and not down,
+              f"firing before {sorted(before)}, after {sorted(after)}; resolved {resolved}; new pages {pages}; exporter-down {down}")
+
+    before = paging()
+    pages_before = {i for i in INCIDENTS}
+    print(f"     lifecycle: {len(before)} pages firing: {sorted(before)}", flush=True)
+
+    # (a) The exporter frozen: its scrapes time out, every series goes stale.
+    mark = len(stack.sink.notifications())
+    stack.pause("exporter")
+    try:
+        wait_for("exporter target down", up("0"), 60)
+        time.sleep(2 * interval)
+    finally:
+        stack.pause("exporter", paused=False)
+    settle()
+    nothing_new("exporter unreachable for two scrape intervals", before, pages_before, mark)
+
+    # (b) The exporter restarted: scrapes fail until it listens again, then it loads collector_runs.
+    mark = len(stack.sink.notifications())
+    stack.stop_exporter()
+    wait_for("exporter target down", up("0"), 60)
+    stack.start_exporter()
+    settle()
+    nothing_new("exporter restarted", before, pages_before, mark)
+
+    # (c) Prometheus restarted with the production `for:` of the paging rules, once their alerts
+    # have been active for longer than it (as in production, where they have fired for a while).
+    oldest = min(time.time() - t for t in paging().values())
+    time.sleep(max(0, PRODUCTION_FOR_S + 15 - oldest))
+    mark = len(stack.sink.notifications())
+    stack.keep_for |= PAGING
+    stack.restart_prometheus()
+    settle()
+    time.sleep(4 * int(RESEND.rstrip("s")))  # past Alertmanager's expiry of the last copies sent before the restart
+    nothing_new(f"Prometheus restarted (paging rules at for: {PRODUCTION_FOR_S // 60}m)", before, pages_before, mark)
+
+
+def parse_time(text):
+    """An RFC 3339 time of Prometheus's API (nanoseconds, Z) as a Unix time."""
+    import datetime
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc).timestamp() + float("0." + (frac or "0"))
+
+
 results = []
 
 
@@ -123,7 +211,8 @@ def catalog():
 def main():
     catalog()  # before starting anything: fails at once if the catalog has no rows
     workdir = tempfile.mkdtemp(prefix="polo-e2e-")
-    stack = BudgetStack(workdir, rule_for="10s", interval="5s", aws_static=True, clickhouse_static=True)
+    stack = BudgetStack(workdir, rule_for="10s", interval="5s", aws_static=True, clickhouse_static=True,
+                        keep_for={"PoloExporterDown"}, prometheus_args=[f"--rules.alert.resend-delay={RESEND}"])
     try:
         stack.start()
         wait_for("exporter target up", lambda: [r for r in stack.query('up{job="polo-exporter"}') if r["value"][1] == "1"], 60)
@@ -193,6 +282,9 @@ def main():
               {a["labels"].get("collector") for a in failing} == FAILING_COLLECTORS and len(failing) == len(FAILING_COLLECTORS)
               and all(re.search(r"^57 of 57 keys of config_rds failed .*, … and 54 more\.", a["annotations"]["description"]) for a in failing),
               f"{[(a['labels'], a['annotations'].get('description')) for a in failing]}")
+        collapsed = [(a["labels"].get("collector"), a["labels"]["severity"]) for a in firing if a["labels"]["alertname"] == "PoloCollectorOutputCollapsed"]
+        check("output collapse: one page for config_network, nothing for the healthy collectors (their events vary ±30 %)",
+              collapsed == [("config_network", "critical")], f"{collapsed}")
         about_no_access = [a["labels"] for a in firing if NO_ACCESS in json.dumps(a) and a["labels"]["alertname"] != "PoloAccountNoAccess"]
         check(f"the no_access account {NO_ACCESS} appears in no alert but its own", not about_no_access, f"{about_no_access}")
 
@@ -255,6 +347,8 @@ def main():
         per_key = [n for n in pager + chat if any(a["labels"].get("aws_region") for a in n.get("alerts", []))]
         check("no notification is about a single account/region key", not per_key, f"{len(per_key)} such notifications")
         check("heartbeat: the Watchdog arrives", len(heartbeat) >= 1)
+
+        lifecycle(stack, incident)
 
         # ClickHouse outage: source down fires, inhibits the collector alerts; the exporter keeps serving.
         stack.stop_clickhouse()
