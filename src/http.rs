@@ -1,4 +1,4 @@
-//! The HTTP front: `/metrics` (OpenMetrics), `/`, `/healthz`, `/readyz`, the status API,
+//! The HTTP front: `/metrics` (OpenMetrics, classic text or protobuf, from `Accept`), `/`, `/healthz`, `/readyz`, the status API,
 //! `/-/reload`; graceful stop.
 
 use std::convert::Infallible;
@@ -205,17 +205,8 @@ impl App {
                 if path == self.web.telemetry_path {
                     let mut families = scrape.families();
                     families.push(self.reload_families());
-                    let counters = metrics::counter_names(&families);
-                    let text = metrics::encode_sets(families);
-                    if wants_prometheus_text(&req) {
-                        respond(
-                            StatusCode::OK,
-                            metrics::PROMETHEUS_TEXT_CONTENT_TYPE,
-                            metrics::to_prometheus_text(&text, &counters),
-                        )
-                    } else {
-                        respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, text)
-                    }
+                    let format = exposition_format(&req);
+                    respond(StatusCode::OK, format.content_type(), metrics::encode_sets_as(format, families))
                 } else {
                     let body = serde_json::to_string_pretty(&scrape.status()).expect("status JSON serializes");
                     respond(StatusCode::OK, "application/json", body)
@@ -303,8 +294,8 @@ pub fn scrape_budget<B>(req: &Request<B>, offset: Duration) -> Duration {
     }
 }
 
-/// OpenMetrics unless the client asks for the classic text format and not for OpenMetrics.
-pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
+/// The exposition a scrape asks for in its `Accept` headers ([`metrics::negotiate`]).
+pub fn exposition_format<B>(req: &Request<B>) -> metrics::Format {
     let accept = req
         .headers()
         .get_all(hyper::header::ACCEPT)
@@ -312,16 +303,11 @@ pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(",");
-    accept_wants_prometheus_text(&accept)
+    metrics::negotiate(&accept)
 }
 
-/// [`wants_prometheus_text`] on the joined `Accept` values.
-pub fn accept_wants_prometheus_text(accept: &str) -> bool {
-    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
@@ -436,13 +422,32 @@ mod tests {
 
     #[test]
     fn negotiates_the_exposition_format() {
-        let with = |accept: &str| Request::builder().header("Accept", accept).body(()).unwrap();
-        assert!(!wants_prometheus_text(&Request::builder().body(()).unwrap()));
-        assert!(!wants_prometheus_text(&with("*/*")));
-        assert!(!wants_prometheus_text(&with(
+        use metrics::Format::{OpenMetrics, PrometheusText, Protobuf};
+        let with = |accept: &str| exposition_format(&Request::builder().header("Accept", accept).body(()).unwrap());
+        assert_eq!(exposition_format(&Request::builder().body(()).unwrap()), OpenMetrics);
+        assert_eq!(with("*/*"), OpenMetrics);
+        // Prometheus 2.42's two headers, without and with native histograms.
+        assert_eq!(with(
             "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-        )));
-        assert!(wants_prometheus_text(&with("text/plain;version=0.0.4")));
+        ), OpenMetrics);
+        assert_eq!(with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ), Protobuf);
+        // Prometheus 3's default scrape_protocols (no protobuf), and with PrometheusProto first.
+        assert_eq!(with(
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        ), OpenMetrics);
+        assert_eq!(with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.2"
+        ), Protobuf);
+        assert_eq!(with("text/plain;version=0.0.4"), PrometheusText);
+        assert_eq!(with("text/plain, application/openmetrics-text"), PrometheusText, "first listed on a tie");
+        assert_eq!(with("*/*, text/plain"), PrometheusText, "specific before wildcard on a tie");
+        assert_eq!(with("text/plain;q=0, */*;q=0.1"), OpenMetrics, "q=0 refuses");
+        assert_eq!(with("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text, text/plain;q=0.1"), PrometheusText, "only the delimited encoding");
+        assert_eq!(with("application/vnd.google.protobuf;proto=other.Message"), OpenMetrics);
+        assert_eq!(with("application/json"), OpenMetrics);
+        assert_eq!(with("APPLICATION/VND.GOOGLE.PROTOBUF;Q=0.9, text/plain;q=0.5"), Protobuf, "case-insensitive");
     }
 
     #[test]
