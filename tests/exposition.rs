@@ -157,25 +157,33 @@ fn scrape(exporter: &Exporter, accept: &str) -> common::Response {
     resp
 }
 
-/// Families computed once per scrape by the framework (durations, the scrape's own timings):
-/// they differ between two scrapes whatever the format.
-fn per_scrape(name: &str) -> bool {
-    name.contains("duration_seconds") && name.starts_with("polo_exporter_")
-}
+/// How long each source keeps its result in the test below, seconds.
+const HOLD: u64 = 20;
 
 #[test]
 fn the_three_expositions_carry_the_same_families() {
     let ch = DevClickHouse::start();
-    // Sources keep their result for an hour: the three scrapes read one set of source families.
+    // Quiet period: the harness's queries age past the delay before the exporter's count starts.
+    std::thread::sleep(Duration::from_millis(1500));
+    // Every source keeps a result for 20 s: the first scrape starts the query-log count, the
+    // second (20 s later) is a fresh run that reads the queries in between, and the three
+    // scrapes that follow at once read that one result.
     let exporter = Exporter::start(&config(
         &ch.url(),
-        "sources:\n  collector_runs:\n    min_interval: 1h\n  accounts:\n    min_interval: 1h\n  clickhouse_system:\n    min_interval: 1h\n    query_log_delay: 1s\n    databases: [polo]\n",
+        &format!(
+            "sources:\n  collector_runs:\n    min_interval: {HOLD}s\n  accounts:\n    min_interval: {HOLD}s\n  \
+             clickhouse_system:\n    min_interval: {HOLD}s\n    query_log_delay: 1s\n    databases: [polo]\n"
+        ),
     ));
+    scrape(&exporter, "*/*");
+    // The count starts at the first scrape (minus the delay): from here, every query is in it.
+    let started = ch.exec("SELECT toUnixTimestamp64Micro(now64(6))").trim().to_string();
     for _ in 0..3 {
         ch.exec("SELECT sleep(0.1)");
     }
     ch.exec("SYSTEM FLUSH LOGS");
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_secs(HOLD + 1));
+    scrape(&exporter, "*/*");
 
     let open = scrape(&exporter, "application/openmetrics-text;version=1.0.0");
     let text = scrape(&exporter, "text/plain;version=0.0.4");
@@ -188,23 +196,54 @@ fn the_three_expositions_carry_the_same_families() {
     );
     assert!(open.body.ends_with("# EOF\n") && !text.body.contains("# EOF"));
 
-    let (mut from_proto, _) = from_protobuf(&proto.raw_body);
-    let mut from_open = from_text(&open.body);
-    let mut from_classic = from_text(&text.body);
+    let (from_proto, native) = from_protobuf(&proto.raw_body);
+    native_buckets_match_the_query_log(&ch, &started, &from_proto, &native);
+    let from_open = from_text(&open.body);
+    let from_classic = from_text(&text.body);
     assert!(from_proto.len() > 20, "{} families", from_proto.len());
     assert!(from_proto.contains_key("polo_clickhouse_query_duration_seconds"), "{}", exporter.log());
-    for families in [&mut from_proto, &mut from_open, &mut from_classic] {
-        for (name, family) in families.iter_mut().filter(|(name, _)| per_scrape(name)) {
-            // Same series, not the same timings.
-            for values in family.series.values_mut() {
-                values.values_mut().for_each(|v| *v = format!("one value of {name}"));
-            }
-        }
-    }
     assert_eq!(from_open.keys().collect::<Vec<_>>(), from_proto.keys().collect::<Vec<_>>());
     assert_eq!(from_classic.keys().collect::<Vec<_>>(), from_proto.keys().collect::<Vec<_>>());
     for (name, family) in &from_proto {
         assert_eq!(&from_open[name], family, "{name}: OpenMetrics vs protobuf");
         assert_eq!(&from_classic[name], family, "{name}: classic text vs protobuf");
     }
+}
+
+/// The native buckets of the `Select` series against the engine's own rows: every finished
+/// initial query since the exporter started (none of its own), bucketed from the definition of
+/// schema 3 (bucket i holds (2^((i-1)/8), 2^(i/8)]).
+fn native_buckets_match_the_query_log(ch: &DevClickHouse, started: &str, families: &Families, native: &NativeSeries) {
+    let rows = ch.rows(&format!(
+        "SELECT query_duration_ms, query, log_comment, toString(event_time_microseconds) AS t FROM system.query_log WHERE type = 'QueryFinish' AND is_initial_query \
+         AND toString(query_kind) = 'Select' AND NOT startsWith(log_comment, 'polo-exporter:') \
+         AND event_time_microseconds >= fromUnixTimestamp64Micro({started})"
+    ));
+    let mut expected: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut zero = 0;
+    for row in &rows {
+        let ms: u64 = row["query_duration_ms"]
+            .as_str()
+            .map_or_else(|| row["query_duration_ms"].as_u64().unwrap(), |s| s.parse().unwrap());
+        if ms == 0 {
+            zero += 1;
+            continue;
+        }
+        let seconds = ms as f64 / 1000.0;
+        let index = (1..).map(|i: i32| -200 + i).find(|i| 2f64.powf(f64::from(*i) / 8.0) >= seconds).unwrap();
+        assert!(2f64.powf(f64::from(index - 1) / 8.0) < seconds);
+        *expected.entry(index).or_insert(0) += 1;
+    }
+    assert!(expected.values().sum::<u64>() >= 3, "the three sleeps: {rows:?}");
+    let histogram = &families["polo_clickhouse_query_duration_seconds"];
+    let (labels, values) = histogram
+        .series
+        .iter()
+        .find(|(labels, _)| labels.iter().any(|(k, v)| k == "query_kind" && v == "Select"))
+        .expect("a Select series");
+    let (schema, zero_count, buckets) =
+        &native[&("polo_clickhouse_query_duration_seconds".to_string(), labels.clone())];
+    assert_eq!(*schema, 3);
+    assert_eq!((buckets, *zero_count), (&expected, zero), "{rows:?} since {started}");
+    assert_eq!(values["_count"], format!("{:?}", (rows.len()) as f64), "native and classic count the same queries");
 }

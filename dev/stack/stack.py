@@ -126,7 +126,8 @@ class Sink:
 
 
 class Stack:
-    def __init__(self, workdir, ports=None, rule_for="30s", interval="15s", aws_static=False, clickhouse_static=False):
+    def __init__(self, workdir, ports=None, rule_for="30s", interval="15s", aws_static=False, clickhouse_static=False,
+                 prometheus_args=()):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         names = ("clickhouse", "aws", "exporter", "prometheus", "alertmanager", "sink")
@@ -135,6 +136,8 @@ class Stack:
         self.interval = interval
         self.aws_static = aws_static
         self.clickhouse_static = clickhouse_static
+        # Extra Prometheus flags, e.g. --enable-feature=native-histograms (scrapes protobuf first).
+        self.prometheus_args = list(prometheus_args)
         self.procs = {}
         self.sink = None
 
@@ -206,7 +209,7 @@ class Stack:
         with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
             yaml.safe_dump(cfg, f, sort_keys=False)
         self._spawn("prometheus", [shutil.which("prometheus"), f"--config.file={prom_dir}/prometheus.yml",
-                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}"])
+                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}", *self.prometheus_args])
         wait_for("Prometheus", lambda: urllib.request.urlopen(self.url("prometheus") + "/-/ready", timeout=2).read(), 60)
 
     def _start_alertmanager(self):
