@@ -155,7 +155,9 @@ impl App {
     async fn handle_inner(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let loaded = self.current();
         let security = &loaded.security;
-        let mut resp = if security.requires_auth()
+        let mut resp = if security.rate_limit.as_ref().is_some_and(|limit| !limit.allow()) {
+            text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
+        } else if security.requires_auth()
             && !security.authorized(req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await
         {
             let mut resp = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -321,15 +323,23 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Accepts connections until `stop` leaves [`Stop::Running`]; then stops accepting (the
-/// listener is closed), lets the open connections finish the requests in flight (idle ones
+/// Accepts connections on every listener until `stop` leaves [`Stop::Running`]; then stops
+/// accepting (the listeners are closed), lets the open connections finish the requests in flight (idle ones
 /// close at once) for at most `grace`, and cuts what is left. With TLS configured, each
 /// connection is served after its handshake (bounded like the header read).
-pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<Stop>, grace: Duration) -> Drained {
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    mut stop: watch::Receiver<Stop>,
+    grace: Duration,
+) -> Drained {
+    assert!(!listeners.is_empty(), "serve needs a listener");
     let mut connections = JoinSet::new();
     loop {
+        // Whichever listener has a connection first (accept is cancel-safe).
+        let accept_any = futures::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            (accepted, _, _) = accept_any => match accepted {
                 Ok(conn) => conn,
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
@@ -357,7 +367,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiv
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     let mut drained = Drained::default();
     let grace_end = tokio::time::sleep(grace);
     tokio::pin!(grace_end);
