@@ -20,6 +20,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+mod collect;
+
 use crate::metrics::{self, Def, FamilySet};
 use crate::reload::{self, Files, Loaded};
 
@@ -201,9 +203,20 @@ impl App {
                 let Ok(_permit) = self.in_flight.try_acquire() else {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
                 };
+                // `collect[]` filters the metrics path only; the status API always has every source.
+                let only = if path == self.web.telemetry_path {
+                    match collect::sources_asked(req.uri().query(), &loaded.exporter.source_names()) {
+                        Ok(only) => only,
+                        Err(message) => {
+                            return respond(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", message + "\n")
+                        }
+                    }
+                } else {
+                    None
+                };
                 let budget = scrape_budget(&req, self.web.scrape_timeout_offset);
                 let deadline = Instant::now().checked_add(budget).unwrap_or_else(Instant::now);
-                let scrape = loaded.exporter.scrape(deadline).await;
+                let scrape = loaded.exporter.scrape_only(only.as_deref(), deadline).await;
                 if path == self.web.telemetry_path {
                     let mut families = scrape.families();
                     families.push(self.reload_families());
