@@ -253,7 +253,9 @@ def build():
         timeseries.Panel(), "Queries per second and failures",
         "Finished queries per second by kind, and failed queries per second by class of exception code.",
         [
-            target(f'sum by (query_kind) (rate(polo_clickhouse_query_duration_seconds_count{{{SEL}}}[$__rate_interval]))', "{{query_kind}}", ref="A"),
+            # Classic `_count`, or the native histogram's count when Prometheus scrapes protobuf.
+            target(f'sum by (query_kind) (rate(polo_clickhouse_query_duration_seconds_count{{{SEL}}}[$__rate_interval]))'
+                   f' or sum by (query_kind) (histogram_count(rate(polo_clickhouse_query_duration_seconds{{{SEL}}}[$__rate_interval])))', "{{query_kind}}", ref="A"),
             target(f'sum by (class) (rate(polo_clickhouse_failed_queries_total{{{SEL}}}[$__rate_interval]))', "failed: {{class}}", ref="B"),
         ],
         0, y, 24, 6, "reqps"))

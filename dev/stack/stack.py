@@ -153,6 +153,8 @@ class Stack:
         self.interval = interval
         self.aws_static = aws_static
         self.clickhouse_static = clickhouse_static
+        # Extra Prometheus flags, e.g. --enable-feature=native-histograms (scrapes protobuf first).
+        self.prometheus_args = list(prometheus_args)
         self.procs = {}
         self.sink = None
 

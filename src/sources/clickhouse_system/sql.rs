@@ -68,17 +68,24 @@ impl Sql {
 
     /// Finished and failed initial queries with `event_time_microseconds` in `[from_us, to_us)`,
     /// not the exporter's own; per node, kind and exception code (0 = finished), with cumulative
-    /// counts at each bucket bound.
+    /// counts at each bucket bound, the 0 ms queries and the native bucket counts.
     pub fn query_log(&self, from_us: i64, to_us: i64, bucket_bounds_s: &[f64]) -> String {
         let buckets = bucket_bounds_s
             .iter()
             .map(|b| format!("countIf(query_duration_ms <= {})", (b * 1000.0).floor() as u64))
             .collect::<Vec<_>>()
             .join(", ");
+        // Native bucket of schema s: ceil(log2(seconds) × 2^s); 0 ms queries add 0 (the zero bucket counts them).
+        let native = format!(
+            "sumMap([toInt32(ceil(log2(greatest(query_duration_ms, 1) / 1000) * {}))], [toUInt64(query_duration_ms > 0)])",
+            1u32 << super::model::NATIVE_SCHEMA
+        );
         format!(
             "SELECT hostName() AS replica, toString(query_kind) AS query_kind, \
              if(type = 'QueryFinish', 0, exception_code) AS exception_code, \
-             count() AS queries, sum(query_duration_ms) AS duration_ms_sum, [{buckets}] AS cumulative \
+             count() AS queries, sum(query_duration_ms) AS duration_ms_sum, [{buckets}] AS cumulative, \
+             countIf(query_duration_ms = 0) AS zero_ms, \
+             tupleElement({native}, 1) AS native_index, tupleElement({native}, 2) AS native_count \
              FROM {} \
              WHERE event_date >= toDate(fromUnixTimestamp64Micro({from_us})) \
                AND event_date <= toDate(fromUnixTimestamp64Micro({to_us})) \
@@ -290,6 +297,7 @@ mod tests {
             "[countIf(query_duration_ms <= 5), countIf(query_duration_ms <= 250), countIf(query_duration_ms <= 1000)]"
         ));
         assert!(q.contains("NOT startsWith(log_comment, 'polo-exporter:')"));
+        assert!(q.contains("tupleElement(sumMap([toInt32(ceil(log2(greatest(query_duration_ms, 1) / 1000) * 8))], [toUInt64(query_duration_ms > 0)]), 2) AS native_count"), "{q}");
         assert!(q.contains("is_initial_query"));
     }
 }
