@@ -4,7 +4,7 @@ so it asks for protobuf first) scrapes the exporter of the demo stack and stores
 `polo_clickhouse_query_duration_seconds` as a native histogram; `histogram_quantile` on the native
 series and the shipped recording rule (which falls back to it) give the median of known queries.
 
-The figure is computed from the definition, not from the exporter: five `SELECT sleep(0.2)` take
+The figure is computed from the definition, not from the exporter: ten `SELECT sleep(0.2)` (five, then five more once the series is scraped, so that rate() sees it grow) take
 200–210 ms each, and in schema 3 every duration in (2^(-19/8), 2^(-18/8)] = (0.1928 s, 0.2102 s]
 falls in one bucket, so the native median lies in that interval. The classic buckets
 (0.1, 0.25) would interpolate it to 0.175 s, outside: the check tells the two apart.
@@ -52,14 +52,27 @@ def main():
               series, f"{stack.query('polo_clickhouse_query_duration_seconds')}")
         check("no classic _bucket series beside it (2.42 keeps the native one)",
               not stack.query("polo_clickhouse_query_duration_seconds_bucket"))
+        # rate() needs the series to grow inside its window: the first scrape that shows the
+        # series may already hold all five, so five more land after it (same bucket).
+        for _ in range(5):
+            req = urllib.request.Request(stack.url("clickhouse") + "/", data=b"SELECT sleep(0.2)")
+            urllib.request.urlopen(req, timeout=30).read()
         expr = 'histogram_quantile(0.5, sum by (replica) (rate(polo_clickhouse_query_duration_seconds{query_kind="Select"}[1m])))'
-        median = [float(r["value"][1]) for r in stack.query(expr)]
+
+        def quantile():
+            return [v for v in (float(r["value"][1]) for r in stack.query(expr)) if v == v]  # not NaN
+        try:
+            wait_for("the native median", quantile, 90)
+        except TimeoutError:
+            pass
+        median = quantile()
         print(f"     {expr} = {median}", flush=True)
         check(f"native median of 5 × sleep(0.2) in ({LOW:.4f}, {HIGH:.4f}] s", len(median) == 1 and LOW < median[0] <= HIGH,
               f"{expr} = {median}")
 
         def recorded():
-            return [float(r["value"][1]) for r in stack.query("replica:polo_clickhouse_query_duration_seconds:p50_rate5m")]
+            values = [float(r["value"][1]) for r in stack.query("replica:polo_clickhouse_query_duration_seconds:p50_rate5m")]
+            return [v for v in values if v == v]  # not NaN
         try:
             wait_for("the recording rule", recorded, 60)
         except TimeoutError:
