@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::slo::{SloConfig, DEFAULT_SLO_OBJECTIVE, DEFAULT_SLO_WINDOW};
 use crate::clickhouse::config::ClickHouseConfig;
 use crate::config::duration::PromDuration;
 use crate::config::{ConfigError, Validator};
@@ -63,6 +64,12 @@ crate::source_section! {
         /// out is counted in `polo_collector_per_key_series_dropped_keys{collector}`. Raise it (up to
         /// 10,000,000) with `per_key_series: all` for every series of a small deployment. Default: `1000`.
         pub per_key_series_max_keys: Option<u64>,
+        /// The freshness SLO's window ([SLO](../slo.md)): `polo_collector_slo_attainment_ratio` covers the last
+        /// `slo_window`, from the runs in the table at once (1h up to `forget_after`). Default: `30d`.
+        pub slo_window: Option<PromDuration>,
+        /// Map collector → freshness objective, strictly between 0 and 1, e.g. `config_ec2: 0.999`; the key
+        /// `default` sets it for collectors not listed. Default: `{default: 0.995}`.
+        pub slo_objectives: BTreeMap<String, f64>,
     }
 }
 
@@ -114,6 +121,7 @@ pub struct CollectorsConfig {
 pub struct CollectorRunsConfig {
     pub clickhouse: ClickHouseConfig,
     pub collectors: CollectorsConfig,
+    pub slo: SloConfig,
 }
 
 impl CollectorsConfig {
@@ -193,7 +201,9 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
     if per_key_series_max_keys > 10_000_000 {
         return Err(v.invalid(&key("per_key_series_max_keys"), "must be at most 10000000"));
     }
+    let slo = validate_slo(raw.slo_window, raw.slo_objectives, forget_after, v)?;
     Ok(CollectorRunsConfig {
+        slo,
         clickhouse: shared.clickhouse(v, "collector_runs")?,
         collectors: CollectorsConfig {
             default_expected_interval,
@@ -206,4 +216,31 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
             per_key_series_max_keys,
         },
     })
+}
+
+fn validate_slo(
+    window: Option<PromDuration>,
+    objectives: BTreeMap<String, f64>,
+    forget_after: Duration,
+    v: &Validator,
+) -> Result<SloConfig, ConfigError> {
+    let key = |k: &str| format!("sources.collector_runs.{k}");
+    let window = v.duration(
+        &key("slo_window"),
+        window,
+        DEFAULT_SLO_WINDOW.min(forget_after),
+        (Duration::from_secs(3600), forget_after),
+    )?;
+    let mut slo = SloConfig { window, default_objective: DEFAULT_SLO_OBJECTIVE, objectives: BTreeMap::new() };
+    for (name, objective) in objectives {
+        if !(objective.is_finite() && objective > 0.0 && objective < 1.0) {
+            return Err(v.invalid(&key(&format!("slo_objectives.{name}")), "must be a number strictly between 0 and 1"));
+        }
+        if name == "default" {
+            slo.default_objective = objective;
+        } else {
+            slo.objectives.insert(name, objective);
+        }
+    }
+    Ok(slo)
 }
