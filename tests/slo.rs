@@ -154,6 +154,13 @@ fn attainment_from_history_equals_the_definition_and_survives_a_restart() {
         assert_eq!(m.value("polo_collector_slo_attainment_ratio", &[("collector", "c_fine")]), Some(1.0), "{round}");
         assert_eq!(m.value("polo_collector_slo_objective_ratio", &[("collector", "c_fine")]), Some(0.999));
         assert_eq!(m.value("polo_collector_slo_objective_ratio", &[("collector", "c_hourly")]), Some(0.995));
+        // The status document carries the same, as of its own read.
+        let doc: serde_json::Value = serde_json::from_str(&exporter.get("/api/v1/system/status").body).unwrap();
+        let entry = doc["collectors"].as_array().unwrap().iter().find(|c| c["name"] == "c_hourly").unwrap().clone();
+        let (lo2, hi2) = attainment_between(&[&a, &b], before, now_ms());
+        let in_doc = entry["slo_attainment_ratio"].as_f64().unwrap();
+        assert!(in_doc >= lo2 - 1e-9 && in_doc <= hi2 + 1e-9, "{round}: status {in_doc}, definition in [{lo2}, {hi2}]");
+        assert_eq!(entry["slo_objective_ratio"].as_f64(), Some(0.995));
         // The counters start at the exporter's start: the next scrape adds the time between.
         // The counters count from the exporter's start: two keys, each for at least the pause
         // between the scrapes and at most the exporter's lifetime.

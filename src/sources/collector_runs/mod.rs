@@ -417,12 +417,9 @@ impl Source for CollectorRuns {
         state.ingest(settling, open, cutoff);
         let view = state.view();
         let mut mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
-        mapped.families.extend(inner.slo_families(ctx, &view, now).await);
-        Ok(SourceOutput {
-            families: mapped.families,
-            status: Some(StatusSection::new("collectors", &mapped.collectors)),
-            ..SourceOutput::default()
-        })
+        let (slo_families, collectors) = inner.slo_output(ctx, &view, &mapped.collectors, now).await;
+        mapped.families.extend(slo_families);
+        Ok(SourceOutput { families: mapped.families, status: Some(collectors), ..SourceOutput::default() })
     }
 }
 

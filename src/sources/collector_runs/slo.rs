@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use super::config::CollectorsConfig;
-use super::health::{Health, Thresholds};
+use super::health::{CollectorStatus, Health, Thresholds};
 use super::model::{Key, KeyState};
 use crate::metrics::{Def, MetricFamily};
 
@@ -421,10 +421,37 @@ pub fn families(ledger: &Ledger, slo: &SloConfig, now_ms: i64) -> Vec<MetricFami
     vec![attainment, objective, window, stale, total]
 }
 
-/// Attainment and objective of one collector for the status document.
+/// The attainment of one collector over the window ending at `now_ms`; `None` without key-seconds.
 pub fn attainment(ledger: &Ledger, collector: &str, now_ms: i64) -> Option<f64> {
     let (bad, all) = ledger.collectors.get(collector)?.ring.sums(now_ms);
     (all > 0.0).then(|| 1.0 - bad / all)
+}
+
+/// An entry of the status document's `collectors`: the health summary and the freshness SLO.
+#[derive(Debug, serde::Serialize)]
+pub struct StatusWithSlo<'a> {
+    #[serde(flatten)]
+    pub status: &'a CollectorStatus,
+    /// Attainment over the SLO window; null while the collector has no key-seconds in it.
+    pub slo_attainment_ratio: Option<f64>,
+    pub slo_objective_ratio: f64,
+}
+
+/// The status document's collectors with their attainment (from `ledger`, if there is one yet).
+pub fn with_slo<'a>(
+    collectors: &'a [CollectorStatus],
+    ledger: Option<&Ledger>,
+    slo: &SloConfig,
+    now_ms: i64,
+) -> Vec<StatusWithSlo<'a>> {
+    collectors
+        .iter()
+        .map(|status| StatusWithSlo {
+            status,
+            slo_attainment_ratio: ledger.and_then(|l| attainment(l, &status.name, now_ms)),
+            slo_objective_ratio: slo.objective(&status.name),
+        })
+        .collect()
 }
 
 #[cfg(test)]

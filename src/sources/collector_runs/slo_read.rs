@@ -8,12 +8,13 @@ use std::time::Duration;
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::health::Thresholds;
+use super::health::{CollectorStatus, Thresholds};
 use super::model::{Key, KeyState};
 use super::slo::{self, HistAgg, History, Ledger, SloConfig};
 use super::Inner;
 use crate::framework::{ErrorKind, SourceContext, SourceError};
 use crate::metrics::MetricFamily;
+use crate::status::StatusSection;
 
 /// Span of one chunk of the history read (`completed_at`), halved after a timeout.
 const HISTORY_CHUNK_MS: i64 = 86_400_000;
@@ -176,18 +177,24 @@ impl Inner {
         *self.slo.ledger.lock().expect("slo state poisoned") = Some(ledger);
     }
 
-    /// A scrape's SLO families: the view accounted up to `now_ms`.
-    pub(super) async fn slo_families<S: std::borrow::Borrow<KeyState>>(
+    /// A scrape's SLO: the view accounted up to `now_ms`; its families, and the status
+    /// document's collectors with their attainment.
+    pub(super) async fn slo_output<S: std::borrow::Borrow<KeyState>>(
         &self,
         ctx: &SourceContext,
         view: &[(&Key, S)],
+        collectors: &[CollectorStatus],
         now_ms: i64,
-    ) -> Vec<MetricFamily> {
+    ) -> (Vec<MetricFamily>, StatusSection) {
         let excluded = self.excluded_accounts(ctx).await;
         let mut guard = self.slo.ledger.lock().expect("slo state poisoned");
-        let Some(ledger) = guard.as_mut() else { return Vec::new() };
-        ledger.observe(view, &excluded, &self.cfg, now_ms);
-        slo::families(ledger, &self.slo.config, now_ms)
+        let mut families = Vec::new();
+        if let Some(ledger) = guard.as_mut() {
+            ledger.observe(view, &excluded, &self.cfg, now_ms);
+            families = slo::families(ledger, &self.slo.config, now_ms);
+        }
+        let status = slo::with_slo(collectors, guard.as_ref(), &self.slo.config, now_ms);
+        (families, StatusSection::new("collectors", &status))
     }
 }
 
