@@ -175,3 +175,30 @@ fn attainment_from_history_equals_the_definition_and_survives_a_restart() {
     }
     assert!((values[0] - values[1]).abs() < 1e-6, "a restart gives the same value: {values:?}");
 }
+
+/// The demo (dev/clickhouse/demo_data.py, 7 days of runs) with the shipped example config: the
+/// collectors its scenarios make stale are below their objective, the others above.
+#[test]
+fn demo_shows_its_stale_collectors_below_their_objective() {
+    let ch = DevClickHouse::start_demo();
+    let example = std::fs::read_to_string(common::root().join("examples/local.yml")).unwrap();
+    let exporter = Exporter::start(&example.replace("http://127.0.0.1:8123", &ch.url()));
+    let (m, _, _) = loaded_scrape(&exporter);
+    let slo = |c: &str| {
+        let attainment = m.value("polo_collector_slo_attainment_ratio", &[("collector", c)]).unwrap();
+        let objective = m.value("polo_collector_slo_objective_ratio", &[("collector", c)]).unwrap();
+        (attainment, objective)
+    };
+    // cost_explorer_sync stopped 5 h ago (stale for the last 3 of 168 hours); config_rds fails
+    // every run of the last 2 h (stale for the last 1–1.5 h).
+    for stale in ["cost_explorer_sync", "config_rds"] {
+        let (attainment, objective) = slo(stale);
+        assert!(attainment < objective, "{stale}: {attainment} not below {objective}");
+    }
+    for healthy in
+        ["config_ec2", "config_ebs", "config_network", "hierarchy_builder", "cloudwatch_metrics", "cur_ingest"]
+    {
+        let (attainment, objective) = slo(healthy);
+        assert!(attainment > objective, "{healthy}: {attainment} not above {objective}");
+    }
+}
