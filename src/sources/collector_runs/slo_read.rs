@@ -124,8 +124,8 @@ impl Inner {
     }
 
     /// The SLO's history: the runs completed from the window's start (less the largest stale
-    /// threshold) to now, day by day, each chunk retried until it succeeds. `known` are the keys
-    /// of the initial load.
+    /// threshold) to now, day by day, each chunk retried until it succeeds; while one fails, the
+    /// source reports the load as failing with its error. `known` are the keys of the initial load.
     pub(super) async fn load_slo(&self, ctx: &SourceContext, known: &[(&Key, &KeyState)]) {
         let cfg = &self.cfg;
         let thresholds: Vec<Thresholds> =
@@ -159,6 +159,7 @@ impl Inner {
                     history.fold(aggs, &excluded, cfg);
                     start = end;
                     failures = 0;
+                    self.load.lock().expect("load state poisoned").error = None;
                 }
                 Err(err) => {
                     failures += 1;
@@ -166,6 +167,10 @@ impl Inner {
                         span = (span / 2).max(HISTORY_MIN_CHUNK_MS);
                     }
                     tracing::warn!(source = "collector_runs", kind = err.kind.as_str(), error = %err.chain(), failures, "SLO history chunk failed; retrying");
+                    // Part of the initial load: the source reports it as the load's failure.
+                    self.load.lock().expect("load state poisoned").error =
+                        Some((err.kind, format!("SLO history: {}", err.chain())));
+                    self.loaded.send_modify(|(_, failed)| *failed += 1);
                     let backoff =
                         Duration::from_millis(250 * 2u64.saturating_pow(failures.min(10))).min(Duration::from_secs(30));
                     tokio::time::sleep(backoff).await;
