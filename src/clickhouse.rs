@@ -1,6 +1,7 @@
 //! ClickHouse access shared by the ClickHouse-backed sources: one client per source, every
 //! query bounded on the server too, read rows recorded, errors classified.
 
+pub mod bounded;
 pub mod config;
 pub mod text;
 
@@ -251,8 +252,8 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
     }
 }
 
-// As the clickhouse crate's own client: TCP keepalive, and idle connections dropped before the
-// server's 3 s keep-alive timeout closes them.
+// Every connection bounds error answers (bounded.rs). As the clickhouse crate's own client: TCP
+// keepalive, and idle connections dropped before the server's 3 s keep-alive timeout closes them.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -262,7 +263,7 @@ fn http_client(tls: Option<&Tls>) -> clickhouse::Client {
     let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
     builder.pool_idle_timeout(POOL_IDLE_TIMEOUT);
     match tls {
-        None => clickhouse::Client::with_http_client(builder.build(http)),
+        None => clickhouse::Client::with_http_client(builder.build(bounded::Bounded(http))),
         Some(tls) => {
             static WARN: Once = Once::new();
             if tls.insecure_skip_verify {
@@ -279,7 +280,7 @@ fn http_client(tls: Option<&Tls>) -> clickhouse::Client {
                 .https_only()
                 .enable_http1()
                 .wrap_connector(http);
-            clickhouse::Client::with_http_client(builder.build(https))
+            clickhouse::Client::with_http_client(builder.build(bounded::Bounded(https)))
         }
     }
 }

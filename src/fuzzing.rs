@@ -78,8 +78,8 @@ pub fn scrape_timeout(data: &[u8]) {
     }
 }
 
-/// Any bytes as `Accept` values (split at NUL into several headers): an answer, no panic, and
-/// OpenMetrics whenever OpenMetrics is named.
+/// Any bytes as `Accept` values (split at NUL into several headers): an answer, no panic,
+/// OpenMetrics when neither a text type nor protobuf is named, protobuf only when named.
 pub fn accept(data: &[u8]) {
     let mut req = hyper::Request::builder();
     for part in data.split(|b| *b == 0) {
@@ -88,11 +88,20 @@ pub fn accept(data: &[u8]) {
         }
     }
     let Ok(req) = req.body(()) else { return };
-    let classic = http::wants_prometheus_text(&req);
-    let joined: Vec<String> =
-        req.headers().get_all(hyper::header::ACCEPT).iter().filter_map(|v| v.to_str().ok().map(String::from)).collect();
-    if joined.iter().any(|v| v.contains("application/openmetrics-text")) {
-        assert!(!classic, "{joined:?}");
+    let format = http::exposition_format(&req);
+    let joined: String = req
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase();
+    if !joined.contains("text/") && !joined.contains("application/vnd.google.protobuf") {
+        assert_eq!(format, crate::metrics::Format::OpenMetrics, "{joined:?}");
+    }
+    if format == crate::metrics::Format::Protobuf {
+        assert!(joined.contains("application/vnd.google.protobuf"), "{joined:?}");
     }
 }
 

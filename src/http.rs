@@ -1,4 +1,4 @@
-//! The HTTP front: `/metrics` (OpenMetrics), `/`, `/healthz`, `/readyz`, the status API,
+//! The HTTP front: `/metrics` (OpenMetrics, classic text or protobuf, from `Accept`), `/`, `/healthz`, `/readyz`, the status API,
 //! `/-/reload`; graceful stop.
 
 use std::convert::Infallible;
@@ -20,6 +20,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+mod collect;
+
 use crate::metrics::{self, Def, FamilySet};
 use crate::reload::{self, Files, Loaded};
 
@@ -35,6 +37,11 @@ pub const MAX_SCRAPE_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MIN_SCRAPE_BUDGET: Duration = Duration::from_millis(100);
 /// Scrapes and status requests served at once; more get 503 instead of piling up.
 const MAX_IN_FLIGHT: usize = 64;
+/// The largest request head (request line and headers, as sent) served; beyond it, 431.
+/// hyper's own bound is its read buffer ([`READ_BUFFER`]), which may grow to about twice that
+/// before it refuses: the exact bound is checked on the parsed request.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Prometheus's own names for the state of the configuration reloads.
 pub static CONFIG_LAST_RELOAD_SUCCESSFUL: Def = Def::gauge(
@@ -155,7 +162,9 @@ impl App {
     async fn handle_inner(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let loaded = self.current();
         let security = &loaded.security;
-        let mut resp = if security.requires_auth()
+        let mut resp = if security.rate_limit.as_ref().is_some_and(|limit| !limit.allow()) {
+            text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n")
+        } else if security.requires_auth()
             && !security.authorized(req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok())).await
         {
             let mut resp = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
@@ -199,23 +208,25 @@ impl App {
                 let Ok(_permit) = self.in_flight.try_acquire() else {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
                 };
+                // `collect[]` filters the metrics path only; the status API always has every source.
+                let only = if path == self.web.telemetry_path {
+                    match collect::sources_asked(req.uri().query(), &loaded.exporter.source_names()) {
+                        Ok(only) => only,
+                        Err(message) => {
+                            return respond(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", message + "\n")
+                        }
+                    }
+                } else {
+                    None
+                };
                 let budget = scrape_budget(&req, self.web.scrape_timeout_offset);
                 let deadline = Instant::now().checked_add(budget).unwrap_or_else(Instant::now);
-                let scrape = loaded.exporter.scrape(deadline).await;
+                let scrape = loaded.exporter.scrape_only(only.as_deref(), deadline).await;
                 if path == self.web.telemetry_path {
                     let mut families = scrape.families();
                     families.push(self.reload_families());
-                    let counters = metrics::counter_names(&families);
-                    let text = metrics::encode_sets(families);
-                    if wants_prometheus_text(&req) {
-                        respond(
-                            StatusCode::OK,
-                            metrics::PROMETHEUS_TEXT_CONTENT_TYPE,
-                            metrics::to_prometheus_text(&text, &counters),
-                        )
-                    } else {
-                        respond(StatusCode::OK, metrics::OPENMETRICS_CONTENT_TYPE, text)
-                    }
+                    let format = exposition_format(&req);
+                    respond(StatusCode::OK, format.content_type(), metrics::encode_sets_as(format, families))
                 } else {
                     let body = serde_json::to_string_pretty(&scrape.status()).expect("status JSON serializes");
                     respond(StatusCode::OK, "application/json", body)
@@ -303,8 +314,8 @@ pub fn scrape_budget<B>(req: &Request<B>, offset: Duration) -> Duration {
     }
 }
 
-/// OpenMetrics unless the client asks for the classic text format and not for OpenMetrics.
-pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
+/// The exposition a scrape asks for in its `Accept` headers ([`metrics::negotiate`]).
+pub fn exposition_format<B>(req: &Request<B>) -> metrics::Format {
     let accept = req
         .headers()
         .get_all(hyper::header::ACCEPT)
@@ -312,16 +323,11 @@ pub fn wants_prometheus_text<B>(req: &Request<B>) -> bool {
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(",");
-    accept_wants_prometheus_text(&accept)
+    metrics::negotiate(&accept)
 }
 
-/// [`wants_prometheus_text`] on the joined `Accept` values.
-pub fn accept_wants_prometheus_text(accept: &str) -> bool {
-    accept.contains("text/plain") && !accept.contains("application/openmetrics-text")
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
@@ -335,15 +341,23 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Accepts connections until `stop` leaves [`Stop::Running`]; then stops accepting (the
-/// listener is closed), lets the open connections finish the requests in flight (idle ones
+/// Accepts connections on every listener until `stop` leaves [`Stop::Running`]; then stops
+/// accepting (the listeners are closed), lets the open connections finish the requests in flight (idle ones
 /// close at once) for at most `grace`, and cuts what is left. With TLS configured, each
 /// connection is served after its handshake (bounded like the header read).
-pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<Stop>, grace: Duration) -> Drained {
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    mut stop: watch::Receiver<Stop>,
+    grace: Duration,
+) -> Drained {
+    assert!(!listeners.is_empty(), "serve needs a listener");
     let mut connections = JoinSet::new();
     loop {
+        // Whichever listener has a connection first (accept is cancel-safe).
+        let accept_any = futures::future::select_all(listeners.iter().map(|l| Box::pin(l.accept())));
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            (accepted, _, _) = accept_any => match accepted {
                 Ok(conn) => conn,
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
@@ -371,7 +385,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiv
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     let mut drained = Drained::default();
     let grace_end = tokio::time::sleep(grace);
     tokio::pin!(grace_end);
@@ -403,18 +417,34 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// The size of a request's head as it was sent: `METHOD URI HTTP/1.1\r\n`, each
+/// `name: value\r\n`, the final `\r\n`.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + 1 + req.uri().to_string().len() + " HTTP/1.1\r\n".len();
+    let headers: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    line + headers + 2
+}
+
 async fn serve_connection<S>(io: S, app: Arc<App>, peer: std::net::SocketAddr, mut stop: watch::Receiver<Stop>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let app = Arc::clone(&app);
-        async move { Ok::<_, Infallible>(app.handle(req).await) }
+        async move {
+            if head_size(&req) > MAX_REQUEST_HEAD {
+                return Ok::<_, Infallible>(text(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request headers larger than 64 KiB\n",
+                ));
+            }
+            Ok::<_, Infallible>(app.handle(req).await)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
-        .max_buf_size(64 * 1024)
+        .max_buf_size(READ_BUFFER)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -436,13 +466,32 @@ mod tests {
 
     #[test]
     fn negotiates_the_exposition_format() {
-        let with = |accept: &str| Request::builder().header("Accept", accept).body(()).unwrap();
-        assert!(!wants_prometheus_text(&Request::builder().body(()).unwrap()));
-        assert!(!wants_prometheus_text(&with("*/*")));
-        assert!(!wants_prometheus_text(&with(
+        use metrics::Format::{OpenMetrics, PrometheusText, Protobuf};
+        let with = |accept: &str| exposition_format(&Request::builder().header("Accept", accept).body(()).unwrap());
+        assert_eq!(exposition_format(&Request::builder().body(()).unwrap()), OpenMetrics);
+        assert_eq!(with("*/*"), OpenMetrics);
+        // Prometheus 2.42's two headers, without and with native histograms.
+        assert_eq!(with(
             "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-        )));
-        assert!(wants_prometheus_text(&with("text/plain;version=0.0.4")));
+        ), OpenMetrics);
+        assert_eq!(with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ), Protobuf);
+        // Prometheus 3's default scrape_protocols (no protobuf), and with PrometheusProto first.
+        assert_eq!(with(
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        ), OpenMetrics);
+        assert_eq!(with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.2"
+        ), Protobuf);
+        assert_eq!(with("text/plain;version=0.0.4"), PrometheusText);
+        assert_eq!(with("text/plain, application/openmetrics-text"), PrometheusText, "first listed on a tie");
+        assert_eq!(with("*/*, text/plain"), PrometheusText, "specific before wildcard on a tie");
+        assert_eq!(with("text/plain;q=0, */*;q=0.1"), OpenMetrics, "q=0 refuses");
+        assert_eq!(with("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text, text/plain;q=0.1"), PrometheusText, "only the delimited encoding");
+        assert_eq!(with("application/vnd.google.protobuf;proto=other.Message"), OpenMetrics);
+        assert_eq!(with("application/json"), OpenMetrics);
+        assert_eq!(with("APPLICATION/VND.GOOGLE.PROTOBUF;Q=0.9, text/plain;q=0.5"), Protobuf, "case-insensitive");
     }
 
     #[test]

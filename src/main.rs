@@ -43,9 +43,13 @@ struct Args {
     /// and what is missing (grant, table, setting, TLS); exit 1 if anything failed.
     #[arg(long = "online", requires = "config_check")]
     online: bool,
-    /// Address to listen on, `[host]:port`.
+    /// Address to listen on, `[host]:port`; repeat the flag to listen on several.
     #[arg(long = "web.listen-address", default_value = ":9820")]
-    listen_address: String,
+    listen_address: Vec<String>,
+    /// Use the sockets systemd passes (socket activation: LISTEN_FDS, LISTEN_PID) instead of
+    /// --web.listen-address.
+    #[arg(long = "web.systemd-socket")]
+    systemd_socket: bool,
     /// Path to an exporter-toolkit web configuration (TLS, basic auth, response headers).
     #[arg(long = "web.config.file")]
     web_config_file: Option<PathBuf>,
@@ -126,15 +130,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         anyhow::bail!("--web.telemetry-path must start with / and not be a status API or lifecycle path");
     }
-    let address = listen_address(&args.listen_address)?;
-    let listener =
-        tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let listeners = if args.systemd_socket {
+        systemd_listeners()?
+    } else {
+        let mut listeners = Vec::new();
+        for text in &args.listen_address {
+            let address = listen_address(text)?;
+            listeners.push(
+                tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?,
+            );
+        }
+        listeners
+    };
+    let addresses =
+        listeners.iter().map(|l| l.local_addr().map(|a| a.to_string())).collect::<Result<Vec<_>, _>>()?.join(",");
     let (tls, basic_auth) = (security.tls.is_some(), security.requires_auth());
     let (loaded, _) = Loaded::assemble(&config, security, None);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         revision = env!("POLO_EXPORTER_REVISION"),
-        address = %listener.local_addr()?,
+        address = %addresses,
+        systemd_socket = args.systemd_socket,
         telemetry_path = %args.telemetry_path,
         sources = %loaded.exporter.source_names().join(","),
         tls,
@@ -159,7 +175,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
     let grace = args.shutdown_grace_period;
-    let drained = http::serve(listener, app, stop_rx.clone(), grace).await;
+    let drained = http::serve(listeners, app, stop_rx.clone(), grace).await;
     let signal = match *stop_rx.borrow() {
         Stop::Graceful(name) | Stop::Now(name) => name,
         Stop::Running => "none",
@@ -191,6 +207,29 @@ fn watch_stop_signals(stop: watch::Sender<Stop>) -> anyhow::Result<()> {
         let _ = stop.send(Stop::Now(second));
     });
     Ok(())
+}
+
+/// The sockets of systemd's socket activation: `LISTEN_PID` is this process and `LISTEN_FDS`
+/// says how many descriptors, from 3 on, are listening TCP sockets.
+fn systemd_listeners() -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    let var = |name: &str| std::env::var(name).with_context(|| format!("--web.systemd-socket: {name} is not set"));
+    let pid: u32 = var("LISTEN_PID")?.parse().context("--web.systemd-socket: LISTEN_PID is not a number")?;
+    anyhow::ensure!(pid == std::process::id(), "--web.systemd-socket: LISTEN_PID {pid} is another process");
+    let count: i32 = var("LISTEN_FDS")?.parse().context("--web.systemd-socket: LISTEN_FDS is not a number")?;
+    anyhow::ensure!((1..=64).contains(&count), "--web.systemd-socket: LISTEN_FDS is {count}, expected 1 to 64");
+    (3..3 + count)
+        .map(|fd| {
+            // SAFETY: systemd hands these descriptors to this process (LISTEN_PID checked above)
+            // and nothing else in it owns them; each is taken once.
+            let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            listener
+                .local_addr()
+                .with_context(|| format!("--web.systemd-socket: descriptor {fd} is not a TCP socket"))?;
+            listener.set_nonblocking(true)?;
+            Ok(tokio::net::TcpListener::from_std(listener)?)
+        })
+        .collect()
 }
 
 /// `:9820` means every interface, as in other Prometheus exporters.

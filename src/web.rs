@@ -1,17 +1,24 @@
 //! `--web.config.file`: the Prometheus exporter-toolkit web configuration (TLS, basic auth,
-//! response headers), parsed strictly and validated at start.
+//! response headers, rate limit), parsed strictly and validated at start.
+
+mod rate;
+mod sans;
+mod tls;
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use rate::RateLimit;
+use tls::{tls_config, RawTls};
+
+use crate::config::duration::PromDuration;
 
 use crate::config::{bounds, line_of_key, parse, ConfigError};
 
@@ -26,19 +33,18 @@ struct RawWebConfig {
     basic_auth_users: Option<BTreeMap<String, String>>,
     #[serde(default)]
     http_server_config: Option<RawHttpServer>,
+    /// Requests served per interval, with a burst; beyond, 429.
+    #[serde(default)]
+    rate_limit: Option<RawRateLimit>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    /// `NoClientCert` (default), `RequireAndVerifyClientCert` or `VerifyClientCertIfGiven`
-    /// (both need client_ca_file); `RequestClientCert` and `RequireAnyClientCert` are refused.
-    #[serde(default)]
-    client_auth_type: Option<String>,
-    #[serde(default)]
-    client_ca_file: Option<PathBuf>,
+struct RawRateLimit {
+    /// One more request allowed per interval (a duration above 0).
+    interval: PromDuration,
+    /// Requests allowed at once (at least 1).
+    burst: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +53,11 @@ struct RawHttpServer {
     /// Headers added to every response (e.g. Strict-Transport-Security).
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Accepted for compatibility (default true); this server speaks HTTP/1.1 only, so it
+    /// changes nothing.
+    #[serde(default)]
+    #[allow(dead_code)] // parsed (a bool or an error), nothing to switch
+    http2: Option<bool>,
 }
 
 /// The validated web configuration.
@@ -54,6 +65,7 @@ pub struct WebSecurity {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub rate_limit: Option<RateLimit>,
     /// Credentials already verified (keyed hashes), so bcrypt runs once per user and password.
     verified: Mutex<HashSet<u64>>,
     hasher: RandomState,
@@ -78,6 +90,7 @@ impl WebSecurity {
             tls: None,
             users: BTreeMap::new(),
             headers: Vec::new(),
+            rate_limit: None,
             verified: Mutex::default(),
             hasher: RandomState::new(),
             dummy_hash: None,
@@ -126,6 +139,19 @@ impl WebSecurity {
                     .map_err(|e| invalid("basic_auth_users", format!("cannot make a bcrypt hash: {e}")))?,
             ),
         };
+        let rate_limit = match raw.rate_limit {
+            None => None,
+            Some(r) if r.interval.0.is_zero() => {
+                return Err(invalid(
+                    "rate_limit.interval",
+                    "must be above 0 (leave rate_limit out for no limit)".into(),
+                ))
+            }
+            Some(r) if r.burst == 0 => {
+                return Err(invalid("rate_limit.burst", "must be at least 1 (0 would refuse every request)".into()))
+            }
+            Some(r) => Some(RateLimit::new(r.interval.0, r.burst)),
+        };
         let mut headers = Vec::new();
         for (name, value) in raw.http_server_config.map(|h| h.headers).unwrap_or_default() {
             let key = format!("http_server_config.headers.{name}");
@@ -138,6 +164,7 @@ impl WebSecurity {
             tls,
             users,
             headers,
+            rate_limit,
             verified: Mutex::default(),
             hasher: RandomState::new(),
             dummy_hash,
@@ -190,85 +217,4 @@ impl WebSecurity {
         }
         ok
     }
-}
-
-fn tls_config(
-    raw: RawTls,
-    base: &Path,
-    invalid: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
-    let resolve = |p: &Path| if p.is_relative() { base.join(p) } else { p.to_path_buf() };
-    let cert_file = resolve(&raw.cert_file);
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(&cert_file).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
-            invalid(
-                "tls_server_config.cert_file",
-                format!("cannot read certificates from {}: {e}", cert_file.display()),
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(invalid("tls_server_config.cert_file", format!("{} holds no certificate", cert_file.display())));
-    }
-    let key_file = resolve(&raw.key_file);
-    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-        invalid("tls_server_config.key_file", format!("cannot read a private key from {}: {e}", key_file.display()))
-    })?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid("tls_server_config", e.to_string()))?;
-    // exporter-toolkit's check, in its words: a CA without a policy would leave mTLS off.
-    if raw.client_ca_file.is_some() && raw.client_auth_type.is_none() {
-        return Err(invalid(
-            "tls_server_config.client_ca_file",
-            "Client CA's have been configured without a Client Auth Policy (set tls_server_config.client_auth_type, \
-             e.g. RequireAndVerifyClientCert)"
-                .into(),
-        ));
-    }
-    let verified = |allow_unauthenticated: bool, name: &str| {
-        let ca_path = raw.client_ca_file.as_deref().map(resolve).ok_or_else(|| {
-            invalid("tls_server_config.client_ca_file", format!("is required with client_auth_type {name}"))
-        })?;
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in
-            CertificateDer::pem_file_iter(&ca_path).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| {
-                invalid("tls_server_config.client_ca_file", format!("cannot read {}: {e}", ca_path.display()))
-            })?
-        {
-            roots.add(ca).map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))?;
-        }
-        let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        let builder = if allow_unauthenticated { builder.allow_unauthenticated() } else { builder };
-        builder.build().map_err(|e| invalid("tls_server_config.client_ca_file", e.to_string()))
-    };
-    // Every value exporter-toolkit knows (Go's tls.ClientAuthType names), handled or refused by name.
-    let builder = match raw.client_auth_type.as_deref().unwrap_or("NoClientCert") {
-        "NoClientCert" => builder.with_no_client_auth(),
-        name @ "RequireAndVerifyClientCert" => builder.with_client_cert_verifier(verified(false, name)?),
-        name @ "VerifyClientCertIfGiven" => builder.with_client_cert_verifier(verified(true, name)?),
-        name @ ("RequestClientCert" | "RequireAnyClientCert") => {
-            return Err(invalid(
-                "tls_server_config.client_auth_type",
-                format!(
-                    "{name} is refused: it accepts a client certificate without verifying it against a CA, \
-                     which authenticates nobody (use RequireAndVerifyClientCert or VerifyClientCertIfGiven with client_ca_file)"
-                ),
-            ))
-        }
-        other => {
-            return Err(invalid(
-                "tls_server_config.client_auth_type",
-                format!(
-                    "{other:?} is not a client_auth_type (NoClientCert, RequestClientCert, RequireAnyClientCert, \
-                     VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
-                ),
-            ))
-        }
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| invalid("tls_server_config.key_file", format!("does not match the certificate: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }

@@ -33,9 +33,12 @@ fn num(v: &serde_json::Value) -> f64 {
 }
 
 fn seed(ch: &DevClickHouse) {
-    let mut rows = Vec::new();
-    for (ci, column) in RUN_COLUMNS.iter().enumerate() {
-        for (vi, value) in HOSTILE.iter().enumerate() {
+    const INSERT_RUNS: &str = "INSERT INTO polo.collector_runs (collector, aws_account_id, aws_region, started_at, completed_at, status, events_produced, rows_inserted, error, duration_ms) VALUES";
+    // One INSERT per hostile value (many small batches, as collectors write; each statement
+    // stays a few MiB, so a loaded machine answers it well within the harness's read timeout).
+    for (vi, value) in HOSTILE.iter().enumerate() {
+        let mut rows = Vec::new();
+        for (ci, column) in RUN_COLUMNS.iter().enumerate() {
             let mut cols = [
                 format!("'c_{column}_{vi}'"),
                 "'999999999999'".to_string(),
@@ -56,8 +59,10 @@ fn seed(ch: &DevClickHouse) {
                 ));
             }
         }
+        ch.exec(&format!("{INSERT_RUNS} {}", rows.join(", ")));
     }
     // Ordinary keys beside them.
+    let mut rows = Vec::new();
     for (c, status) in [("c_ok", "succeeded"), ("c_fail", "failed"), ("c_partial", "partial")] {
         for ago in ["5 HOUR", "2 HOUR", "20 MINUTE"] {
             rows.push(format!(
@@ -65,20 +70,14 @@ fn seed(ch: &DevClickHouse) {
             ));
         }
     }
-    ch.exec(&format!(
-        "INSERT INTO polo.collector_runs (collector, aws_account_id, aws_region, started_at, completed_at, status, events_produced, rows_inserted, error, duration_ms) VALUES {}",
-        rows.join(", ")
-    ));
-    let mut accounts = vec!["('111111111111', 'Prod', 'active')".to_string()];
+    ch.exec(&format!("{INSERT_RUNS} {}", rows.join(", ")));
+    const INSERT_ACCOUNTS: &str = "INSERT INTO polo.aws_accounts (aws_account_id, account_name, polo_status) VALUES";
+    ch.exec(&format!("{INSERT_ACCOUNTS} ('111111111111', 'Prod', 'active')"));
     for (vi, value) in HOSTILE.iter().enumerate() {
-        accounts.push(format!("({value}, 'name_{vi}', 'active')"));
-        accounts.push(format!("('acct_name_{vi}', {value}, 'active')"));
-        accounts.push(format!("('acct_status_{vi}', 'n', {value})"));
+        ch.exec(&format!(
+            "{INSERT_ACCOUNTS} ({value}, 'name_{vi}', 'active'), ('acct_name_{vi}', {value}, 'active'), ('acct_status_{vi}', 'n', {value})"
+        ));
     }
-    ch.exec(&format!(
-        "INSERT INTO polo.aws_accounts (aws_account_id, account_name, polo_status) VALUES {}",
-        accounts.join(", ")
-    ));
     // System tables: table names that are not UTF-8 or hold NUL and control characters.
     for name in ["t\\xFFx", "t\\tz\\0"] {
         ch.exec(&format!("CREATE TABLE polo.`{name}` (a String) ENGINE = MergeTree ORDER BY a"));

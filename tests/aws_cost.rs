@@ -75,10 +75,18 @@ fn figures_equal_the_seeded_costs_and_every_page_is_followed() {
     let aws = DevAws::start(&["--seed", "empty", "--ce-page-size", &CE_PAGE_SIZE.to_string()]);
     let tagged = seed(&aws);
     aws.reset_calls();
+    let before = unix_seconds();
     let exporter = Exporter::start_env(&config(&aws, "    monthly_budget_usd: 123.5\n"), &AWS_TEST_ENV);
     let m = exporter.scrape();
+    let after = unix_seconds();
     assert_eq!(m.value("polo_exporter_source_up", &[("source", "aws_cost")]), Some(1.0), "{}", exporter.log());
-    let (today, month) = (today(), first_of_month(today()));
+    // The day of the round, which the figures depend on: its as-of time, checked against this
+    // test's clock read around it (so a run across 00:00 UTC computes the exporter's day). Every
+    // figure below holds on any day of any month (the calendar edges are the unit tests').
+    let fetched = m.value("polo_own_cost_fetched_timestamp_seconds", &[]).unwrap();
+    assert!(before.floor() <= fetched && fetched <= after.ceil(), "fetched at {fetched}, not in [{before}, {after}]");
+    let today = (fetched.floor() as i64).div_euclid(86_400);
+    let month = first_of_month(today);
     let last = today - 1;
     let mut mtd: BTreeMap<&str, f64> = BTreeMap::new();
     let mut last_day: BTreeMap<&str, f64> = BTreeMap::new();

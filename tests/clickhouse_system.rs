@@ -204,7 +204,19 @@ sources:
     assert_eq!(m.value("polo_clickhouse_cluster_replica_up", &[("address", "localhost:9000")]), Some(1.0));
     assert_eq!(m.value("polo_clickhouse_cluster_replica_up", &[("address", &format!("127.0.0.1:{dead}"))]), Some(0.0));
     assert!(m.has("polo_clickhouse_disk_total_bytes"), "the live replica's disks are reported");
-    for table in ["disks", "processes", "parts", "replicas", "mutations", "build_options"] {
+    for table in [
+        "disks",
+        "processes",
+        "parts",
+        "replicas",
+        "mutations",
+        "build_options",
+        "events",
+        "metrics",
+        "errors",
+        "detached_parts",
+        "distribution_queue",
+    ] {
         assert_eq!(
             m.value("polo_clickhouse_system_table_up", &[("table", table)]),
             Some(1.0),

@@ -103,6 +103,27 @@ fn load_phase1(ch: &DevClickHouse, t: i64) {
         "3 of 12 files skipped",
         4,
     );
+    // Three partial runs in a row after a success, straddling the settle boundary.
+    f.run("c_partial3", "222222222222", "us-east-1", t - 4 * HOUR, t - 4 * HOUR + 2_000, "succeeded", "", 9);
+    for (i, ago) in [3 * HOUR, 50 * MIN, 12 * MIN].iter().enumerate() {
+        f.run(
+            "c_partial3",
+            "222222222222",
+            "us-east-1",
+            t - ago,
+            t - ago + 2_000,
+            "partial",
+            &format!("page {i} throttled"),
+            3,
+        );
+    }
+    // Output collapse: six successes of 500 events, then two empty ones (one settled, one in the
+    // late-arrival window). events_produced is (duration_ms / 7) % 1000 in this fixture.
+    for (i, ago) in [9 * HOUR, 8 * HOUR, 7 * HOUR, 6 * HOUR, 5 * HOUR, 4 * HOUR, 2 * HOUR, 20 * MIN].iter().enumerate()
+    {
+        let dur = if i < 6 { 3_500 } else { 0 };
+        f.run("c_collapse", "111111111111", "us-east-1", t - ago, t - ago + dur, "succeeded", "", 1);
+    }
     // Unknown status string.
     f.run("c_unknown", "111111111111", "us-east-1", t - 30 * MIN, t - 29 * MIN, "skipped", "nothing to do", 0);
     // completed_at in the future (clock skew on a collector).
@@ -162,8 +183,14 @@ fn expected_error_label(text: &str) -> String {
 
 /// The seed's freshness query, per (collector, account, region), plus the other latest-run columns.
 fn seed_per_key(ch: &DevClickHouse) -> Vec<Value> {
+    // Output collapse by its definition (docs/configuration.md, output_collapse_ratio at its
+    // default 0.1, output_collapse_min_events 10): successes in completion order; one below 10 % of
+    // the median of the last 5 normal ones (3 at least, median 10 or more) is collapsed and stays
+    // out of them.
+    let median =
+        "(arraySort(acc.1)[intDiv(length(acc.1) + 1, 2)] + arraySort(acc.1)[intDiv(length(acc.1) + 2, 2)]) / 2";
     ch.rows(
-        "SELECT collector, aws_account_id, aws_region,
+        &format!("SELECT collector, aws_account_id, aws_region,
             toUnixTimestamp64Milli(max(completed_at)) AS last_run,
             argMax(status, completed_at) AS last_status,
             argMax(error, completed_at) AS last_error,
@@ -172,14 +199,37 @@ fn seed_per_key(ch: &DevClickHouse) -> Vec<Value> {
             argMax(rows_inserted, completed_at) AS rows_inserted,
             toUnixTimestamp64Milli(maxIf(completed_at, status = 'succeeded')) AS last_success,
             arrayFirstIndex(s -> s != 'failed', arrayMap(x -> x.2, arrayReverseSort(x -> x.1, groupArray((completed_at, status))))) AS first_non_failed,
+            arrayFirstIndex(s -> s != 'partial', arrayMap(x -> x.2, arrayReverseSort(x -> x.1, groupArray((completed_at, status))))) AS first_non_partial,
+            arrayFold((acc, e) -> if(
+                    length(acc.1) >= 3 AND {median} >= 10 AND e < 0.1 * {median},
+                    (acc.1, acc.2 + 1),
+                    (arraySlice(arrayPushBack(acc.1, e), -5), toUInt64(0))),
+                arrayMap(x -> x.2, arraySort(groupArrayIf((completed_at, events_produced), status = 'succeeded'))),
+                (CAST([], 'Array(UInt32)'), toUInt64(0))) AS output,
+            output.2 AS collapsed_runs,
+            length(output.1) >= 3 AND arraySort(output.1)[intDiv(length(output.1) + 1, 2)] + arraySort(output.1)[intDiv(length(output.1) + 2, 2)] >= 20 AS judged,
             count() AS runs
         FROM polo.collector_runs
-        GROUP BY collector, aws_account_id, aws_region",
+        GROUP BY collector, aws_account_id, aws_region"),
     )
 }
 
 fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
     let expected = seed_per_key(ch);
+    // The output rollups over every key, per collector.
+    let mut rollups: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+    for row in &expected {
+        let r = rollups.entry(row["collector"].as_str().unwrap()).or_default();
+        r.0 += f64::from(u8::from(num(&row["collapsed_runs"]) > 0.0));
+        r.1 += num(&row["judged"]);
+        r.2 = r.2.max(num(&row["duration_ms"]) / 1000.0);
+    }
+    for (c, (collapsed, judged, longest)) in &rollups {
+        assert_eq!(m.value("polo_collector_output_collapsed_keys", &[("collector", c)]), Some(*collapsed), "{c}");
+        assert_eq!(m.value("polo_collector_output_baseline_keys", &[("collector", c)]), Some(*judged), "{c}");
+        let got = m.value("polo_collector_max_last_run_duration_seconds", &[("collector", c)]).unwrap();
+        assert!(close(got, *longest), "longest latest run of {c}: {got} vs {longest}");
+    }
     assert!(expected.len() >= 12, "data set has {} keys", expected.len());
     assert_eq!(m.find("polo_collector_last_run_timestamp_seconds", &[]).len(), expected.len(), "one series per key");
     for row in &expected {
@@ -208,6 +258,10 @@ fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
         let first_non_failed = num(&row["first_non_failed"]);
         let consecutive = if first_non_failed == 0.0 { num(&row["runs"]) } else { first_non_failed - 1.0 };
         assert_eq!(get("polo_collector_consecutive_failures"), consecutive, "consecutive failures {ctx}");
+        let first_non_partial = num(&row["first_non_partial"]);
+        let partials = if first_non_partial == 0.0 { num(&row["runs"]) } else { first_non_partial - 1.0 };
+        assert_eq!(get("polo_collector_consecutive_partials"), partials, "consecutive partials {ctx}");
+        assert_eq!(get("polo_collector_output_collapsed_runs"), num(&row["collapsed_runs"]), "collapsed runs {ctx}");
         let status = row["last_status"].as_str().unwrap();
         for s in ["succeeded", "failed", "partial", status] {
             let mut l = key.to_vec();
@@ -333,7 +387,15 @@ fn metrics_equal_the_seed_sql_before_and_after_new_runs() {
     assert_dependencies_match(&ch, &m);
     assert_status_api_matches(&ch, &exporter);
     assert_eq!(m.value("polo_collector_expected_interval_seconds", &[("collector", "c_ok")]), Some(600.0));
+    // The fixture's collapse, by its definition: two empty successes after six of 500 events.
+    let collapse_key = [("collector", "c_collapse"), ("aws_account_id", "111111111111"), ("aws_region", "us-east-1")];
+    assert_eq!(m.value("polo_collector_output_collapsed_runs", &collapse_key), Some(2.0));
     assert_eq!(m.value("polo_collector_expected_interval_seconds", &[("collector", "c_fail")]), Some(1800.0));
+    assert_eq!(
+        m.value("polo_collector_run_timeout_seconds", &[("collector", "c_ok")]),
+        Some(900.0),
+        "Lambda's 15 minutes"
+    );
 
     // Phase 2: new runs, and a run that started 30 minutes ago but is only inserted now.
     std::thread::sleep(std::time::Duration::from_millis(300));

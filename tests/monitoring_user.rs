@@ -54,11 +54,24 @@ fn grants_cover_every_table_the_exporter_reads() {
             assert!(granted.contains(&format!("polo.{table}")), "{file}: polo.{table} not granted");
             assert!(code.contains(&format!("table(\"{table}\")")), "{table} is read");
         }
-        for table in ["disks", "query_log", "processes", "parts", "replicas", "mutations", "build_options"] {
+        for table in [
+            "disks",
+            "query_log",
+            "processes",
+            "parts",
+            "replicas",
+            "mutations",
+            "build_options",
+            "events",
+            "metrics",
+            "errors",
+            "detached_parts",
+            "distribution_queue",
+        ] {
             assert!(code.contains(&format!("self.table(\"{table}\")")), "system.{table} not read");
             assert!(granted.contains(&format!("system.{table}")), "{file}: system.{table} not granted");
         }
-        assert_eq!(granted.len(), 9, "{file}: exactly the tables read: {granted:?}");
+        assert_eq!(granted.len(), 14, "{file}: exactly the tables read: {granted:?}");
     }
     // system.clusters (cluster mode) is readable by every user; clusterAllReplicas needs REMOTE.
     let on_cluster = statements("monitoring-user-on-cluster.sql");

@@ -24,6 +24,11 @@ GRANT ON CLUSTER polo_cluster SELECT ON system.parts TO polo_exporter;
 GRANT ON CLUSTER polo_cluster SELECT ON system.replicas TO polo_exporter;
 GRANT ON CLUSTER polo_cluster SELECT ON system.mutations TO polo_exporter;
 GRANT ON CLUSTER polo_cluster SELECT ON system.build_options TO polo_exporter;
+GRANT ON CLUSTER polo_cluster SELECT ON system.events TO polo_exporter;
+GRANT ON CLUSTER polo_cluster SELECT ON system.metrics TO polo_exporter;
+GRANT ON CLUSTER polo_cluster SELECT ON system.errors TO polo_exporter;
+GRANT ON CLUSTER polo_cluster SELECT ON system.detached_parts TO polo_exporter;
+GRANT ON CLUSTER polo_cluster SELECT ON system.distribution_queue TO polo_exporter;
 
 -- clusterAllReplicas (cluster mode) needs REMOTE.
 GRANT ON CLUSTER polo_cluster REMOTE ON *.* TO polo_exporter;

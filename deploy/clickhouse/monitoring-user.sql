@@ -42,3 +42,8 @@ GRANT SELECT ON system.parts TO polo_exporter;
 GRANT SELECT ON system.replicas TO polo_exporter;
 GRANT SELECT ON system.mutations TO polo_exporter;
 GRANT SELECT ON system.build_options TO polo_exporter;
+GRANT SELECT ON system.events TO polo_exporter;
+GRANT SELECT ON system.metrics TO polo_exporter;
+GRANT SELECT ON system.errors TO polo_exporter;
+GRANT SELECT ON system.detached_parts TO polo_exporter;
+GRANT SELECT ON system.distribution_queue TO polo_exporter;

@@ -12,7 +12,7 @@ import sys
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rules_docs import mixin_errors  # noqa: E402
+from rules_docs import hold_errors, mixin_errors  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNBOOK = "https://github.com/polo/polo-exporter/blob/main/docs/runbooks-cost.md#"
@@ -27,7 +27,7 @@ def main():
     sections = {m.group(1): m.start() for m in re.finditer(r"^## (\w+)$", runbooks, re.M)}
     for a in alerts:
         name, ann = a["alert"], a.get("annotations", {})
-        errors += mixin_errors(a)
+        errors += mixin_errors(a) + hold_errors(a)
         for key in ("runbook_url", "dashboard_url"):
             if not ann.get(key):
                 errors.append(f"{name}: no {key}")

@@ -6,7 +6,12 @@
   and ending in a period, a templated `description`;
 - every runbook_url points at a section of docs/runbooks.md with the four parts;
 - every alert has a firing case, a case with no alert (before `for:` and/or negative) in
-  tests/prometheus, and every recording rule a promql_expr_test."""
+  tests/prometheus, and every recording rule a promql_expr_test;
+- every row of docs/clickhouse.md's comparison with the operators' alert sets marked covered or
+  partly names Polo alerts that exist and have a firing test, and each row has a verdict;
+- every alert but PoloExporterDown and PoloWatchdog keeps firing when its input vanishes for a
+  few scrapes (`keep_firing_for` of at least HOLD_MINUTES: PoloExporterDown's `for: 5m` plus
+  Alertmanager's group_wait, so that a longer outage is carried by its inhibition)."""
 
 import argparse
 import glob
@@ -28,6 +33,26 @@ CAMEL_CASE = re.compile(r"^([A-Z]+[a-z0-9]+)+$")
 TEMPLATE = re.compile(r"\{\{.+\}\}", re.S)
 SENTENCE = re.compile(r"^[A-Z].+\.$", re.S)
 SEVERITIES = ("critical", "warning", "info")
+# Alerts whose input never vanishes with the exporter's series (`up`, `vector(1)`).
+NO_HOLD = ("PoloExporterDown", "PoloWatchdog")
+HOLD_MINUTES = 10
+
+
+def minutes(duration):
+    """A Prometheus duration (`90s`, `10m`, `1h30m`, `1d`) in minutes."""
+    units = {"ms": 1 / 60000, "s": 1 / 60, "m": 1, "h": 60, "d": 1440, "w": 10080, "y": 525600}
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", str(duration or ""))
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def hold_errors(alert):
+    """No false resolve when the exporter misses a few scrapes: a list of messages."""
+    name = alert["alert"]
+    if name in NO_HOLD:
+        return []
+    if minutes(alert.get("keep_firing_for")) < HOLD_MINUTES:
+        return [f"{name}: keep_firing_for {alert.get('keep_firing_for')!r} is below {HOLD_MINUTES}m (a missed scrape would resolve it)"]
+    return []
 
 
 def mixin_errors(alert):
@@ -68,6 +93,8 @@ BREAKAGES = [
     ("summary of two sentences", lambda a: a["annotations"].update(summary="A Polo collector is stale. Polo shows old data."), "summary must be one sentence"),
     ("static description", lambda a: a["annotations"].update(description="The collector is stale."), "description must use templates"),
     ("no description", lambda a: a["annotations"].pop("description"), "PoloCollectorStale: no description"),
+    ("no keep_firing_for", lambda a: a.pop("keep_firing_for"), "PoloCollectorStale: keep_firing_for None is below"),
+    ("a short keep_firing_for", lambda a: a.update(keep_firing_for="2m"), "PoloCollectorStale: keep_firing_for '2m' is below"),
 ]
 
 
@@ -117,7 +144,7 @@ def main():
     sections = {m.group(1): m.start() for m in re.finditer(r"^## (\w+)$", runbooks, re.M)}
     for a in alerts:
         name, ann = a["alert"], a.get("annotations", {})
-        errors += mixin_errors(a)
+        errors += mixin_errors(a) + hold_errors(a)
         if not ann.get("runbook_url"):
             errors.append(f"{name}: no runbook_url")
         if name != "PoloWatchdog" and not ann.get("dashboard_url", "").startswith("/d/polo-system-status/"):
@@ -153,11 +180,44 @@ def main():
     for record in records:
         if record not in exprs:
             errors.append(f"recording rule {record}: no promql_expr_test")
+    errors += comparison_errors(set(names), firing)
     if errors:
         print("\n".join(errors))
         return 1
     print(f"{len(names)} alerts, {len(records)} recording rules: runbooks and tests complete")
     return 0
+
+
+def comparison_errors(alerts, firing):
+    """docs/clickhouse.md, "Alerts compared with the operators' sets": a row per reference alert,
+    `| reference | covered/partly/no | how |`; covered and partly rows name tested Polo alerts."""
+    with open(os.path.join(ROOT, "docs/clickhouse.md")) as f:
+        text = f.read()
+    start = text.find("## Alerts compared with the operators' sets")
+    if start < 0:
+        return ["docs/clickhouse.md: no section 'Alerts compared with the operators' sets'"]
+    section = text[start:text.find("\n## ", start + 3)]
+    errors, rows = [], 0
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not re.match(r"^(Altinity|mixin) `", cells[0]):
+            continue
+        rows += 1
+        verdict, how = cells[1], cells[2]
+        if verdict not in ("covered", "partly", "no"):
+            errors.append(f"comparison {cells[0]}: verdict {verdict!r} is not covered, partly or no")
+            continue
+        named = set(re.findall(r"`(Polo[A-Za-z]+)", how))
+        if verdict != "no" and not named:
+            errors.append(f"comparison {cells[0]}: {verdict} but names no Polo alert")
+        for name in named if verdict != "no" else ():
+            if name not in alerts:
+                errors.append(f"comparison {cells[0]}: {name} is not an alert of the rules")
+            elif name not in firing:
+                errors.append(f"comparison {cells[0]}: {name} has no firing test")
+    if rows < 41:
+        errors.append(f"comparison: {rows} rows, expected the 37 Altinity and 4 mixin alerts")
+    return errors
 
 
 if __name__ == "__main__":

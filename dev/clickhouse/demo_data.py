@@ -4,6 +4,9 @@ Scenarios (relative to the moment the server starts, `T0`):
 - `cost_explorer_sync` (expected every 1h) stopped 5h before T0: stale.
 - `config_rds` (every 30m) fails every run from 2h before T0 on: 4+ consecutive failures.
 - `cur_ingest` on account 100000000003 / us-east-1 is `partial` from 90m before T0 on.
+- `config_network` (every 15m) succeeds everywhere with zero events from 1h before T0 on: its
+  output collapsed (PoloCollectorOutputCollapsed). Elsewhere every key produces events at its
+  own level, ±30 % from run to run.
 - account 100000000019 is `no_access`: its runs stop 30h before T0 (not scanned in 24h).
 - account 100000000020 is `pending_setup` and was never scanned.
 A background thread keeps inserting the runs that fall due, so the healthy collectors stay fresh.
@@ -64,7 +67,10 @@ def run_for(collector, account, region, start, t0):
         status, error = "partial", "3 of 12 CUR parquet files skipped: schema mismatch on column 'line_item_usage_amount'"
     elif rng.random() < 0.01:
         status, error = "failed", "ThrottlingException: Rate exceeded"
-    events = 0 if status == "failed" else rng.randint(10, 5_000)
+    level = random.Random(f"{collector}/{account}/{region}").randint(50, 5_000)
+    events = 0 if status == "failed" else round(level * rng.uniform(0.7, 1.3))
+    if collector == "config_network" and start > t0 - 3600 and status == "succeeded":
+        events = 0
     return {
         "run_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "collector": collector,

@@ -292,11 +292,76 @@ def build():
         timeseries.Panel(), "Queries per second and failures",
         "Finished queries per second by kind, and failed queries per second by class of exception code.",
         [
-            target(f'sum by (query_kind) (rate(polo_clickhouse_query_duration_seconds_count{{{SEL}}}[$__rate_interval]))', "{{query_kind}}", ref="A"),
+            # Classic `_count`, or the native histogram's count when Prometheus scrapes protobuf.
+            target(f'sum by (query_kind) (rate(polo_clickhouse_query_duration_seconds_count{{{SEL}}}[$__rate_interval]))'
+                   f' or sum by (query_kind) (histogram_count(rate(polo_clickhouse_query_duration_seconds{{{SEL}}}[$__rate_interval])))', "{{query_kind}}", ref="A"),
             target(f'sum by (class) (rate(polo_clickhouse_failed_queries_total{{{SEL}}}[$__rate_interval]))', "failed: {{class}}", ref="B"),
         ],
         0, y, 24, 6, "reqps"))
     y += 6
+    panels.append(panel(
+        timeseries.Panel(), "Inserts delayed and rejected",
+        "INSERTs per second throttled at parts_to_delay_insert and refused at parts_to_throw_insert (system.events); PoloClickHouseInsertsDelayed warns, PoloClickHouseInsertsRejected pages.",
+        [
+            target(f'sum by (replica) (rate(polo_clickhouse_inserts_delayed_total{{{SEL}}}[$__rate_interval]))', "delayed {{replica}}", ref="A"),
+            target(f'sum by (replica) (rate(polo_clickhouse_inserts_rejected_total{{{SEL}}}[$__rate_interval]))', "rejected {{replica}}", ref="B"),
+        ],
+        0, y, 8, 7, "ops")
+        .legend(legend_list()).tooltip(tooltip_multi()))
+    panels.append(panel(
+        bargauge.Panel(), "Detached parts",
+        "Parts the server detached (system.detached_parts, watched databases), by table and reason; parts a user detached are left out. PoloClickHouseDetachedParts fires above 0.",
+        [target(f'sum by (database, table, reason) (polo_clickhouse_detached_parts{{{SEL},reason!="detached_by_user"}})', "{{database}}.{{table}} {{reason}}", True)],
+        8, y, 5, 7, "short", steps("green", (1, "red")))
+        .reduce_options(reduce_last()).orientation(common.VizOrientation.HORIZONTAL))
+    panels.append(panel(
+        timeseries.Panel(), "Disk free in 24 h (projected)",
+        "Free space of each disk a day ahead at the rate of the last 6 hours (predict_linear); PoloClickHouseDiskFullWithinDay fires below 0.",
+        [target(f'predict_linear(polo_clickhouse_disk_free_bytes{{{SEL}}}[6h], 86400)', "{{replica}} {{disk}}")],
+        13, y, 7, 7, "bytes", steps("red", (0, "green"))))
+    panels.append(panel(
+        stat.Panel(), "Server uptime",
+        "Seconds since each server started (uptime()); PoloClickHouseRestarted (info) below 3 minutes.",
+        [target(f'polo_clickhouse_uptime_seconds{{{SEL}}}', "{{replica}}", True)],
+        20, y, 4, 7, "s")
+        .reduce_options(reduce_last()).graph_mode(common.BigValueGraphMode.NONE))
+    y += 7
+    panels.append(panel(
+        stat.Panel(), "Cluster replicas",
+        "Cluster mode: each replica of clickhouse.cluster, up if it answered this scrape's queries; PoloClickHouseReplicaDown fires after 5 minutes down.",
+        [target(f'polo_clickhouse_cluster_replica_up{{{SEL}}}', "{{address}}", True)],
+        0, y, 6, 7, "short", steps("red", (1, "green")))
+        .reduce_options(reduce_last()).color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
+        .mappings([value_text(**{"0": "down", "1": "up"})]))
+    panels.append(panel(
+        timeseries.Panel(), "Replication lag and queue",
+        "Per node, the largest absolute_delay and queue_size of the watched replicated tables (system.replicas); PoloClickHouseReplicationLag above 300 s, PoloClickHouseReplicationQueueBackingUp above 99 tasks.",
+        [
+            target(f'max by (replica) (polo_clickhouse_replica_absolute_delay_seconds{{{SEL}}})', "delay s {{replica}}", ref="A"),
+            target(f'max by (replica) (polo_clickhouse_replica_queue_size{{{SEL}}})', "queue {{replica}}", ref="B"),
+        ],
+        6, y, 6, 7, "short")
+        .legend(legend_list()).tooltip(tooltip_multi()))
+    panels.append(panel(
+        timeseries.Panel(), "Keeper",
+        "Keeper sessions (1 where replication is configured; PoloClickHouseKeeperSessions above 1), expired sessions of watched tables (PoloClickHouseKeeperSessionExpired) and hardware exceptions per second (PoloClickHouseKeeperErrors).",
+        [
+            target(f'max by (replica) (polo_clickhouse_keeper_sessions{{{SEL}}})', "sessions {{replica}}", ref="A"),
+            target(f'max by (replica) (polo_clickhouse_replica_session_expired{{{SEL}}})', "expired {{replica}}", ref="B"),
+            target(f'sum by (replica) (rate(polo_clickhouse_keeper_hardware_exceptions_total{{{SEL}}}[$__rate_interval]))', "exceptions/s {{replica}}", ref="C"),
+        ],
+        12, y, 6, 7, "short")
+        .legend(legend_list()).tooltip(tooltip_multi()))
+    panels.append(panel(
+        timeseries.Panel(), "Server errors by class",
+        "Errors the servers raised per second, every client's (system.errors), by class of exception code; replication errors (failed fetches, failed part checks, lost parts: PoloClickHouseReplicationErrors).",
+        [
+            target(f'sum by (class) (rate(polo_clickhouse_server_errors_total{{{SEL}}}[$__rate_interval]))', "{{class}}", ref="A"),
+            target(f'sum by (replica) (rate(polo_clickhouse_replicated_part_failed_fetches_total{{{SEL}}}[$__rate_interval]) + rate(polo_clickhouse_replicated_part_checks_failed_total{{{SEL}}}[$__rate_interval]) + rate(polo_clickhouse_replicated_data_loss_total{{{SEL}}}[$__rate_interval]))', "replication {{replica}}", ref="B"),
+        ],
+        18, y, 6, 7, "ops")
+        .legend(legend_list()).tooltip(tooltip_multi()))
+    y += 7
 
     panels.append(row("SQS", y)); y += 1
     panels.append(panel(

@@ -41,6 +41,19 @@ def backend_argv(kind, port, args=()):
     return [sys.executable, os.path.join(ROOT, BACKENDS[kind]["script"]), "--port", str(port), *args]
 
 
+def seconds(duration):
+    """A duration such as `10s`, `5m` or `1h` in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def prometheus_flags(rule_for):
+    """The alert-state flags the shipped deployments give Prometheus (docker-compose.yml,
+    docs/operations.md): a restart restores firing alerts for every rule whose `for:` is at least
+    the grace period (2m, or the overlay's shorter `for:`), after an outage of up to an hour."""
+    grace = min(seconds(rule_for), 120)
+    return [f"--rules.alert.for-grace-period={grace}s", "--rules.alert.for-outage-tolerance=1h"]
+
+
 def binary():
     """The exporter binary of the current build (honours CARGO_TARGET_DIR)."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -126,15 +139,22 @@ class Sink:
 
 
 class Stack:
-    def __init__(self, workdir, ports=None, rule_for="30s", interval="15s", aws_static=False, clickhouse_static=False):
+    def __init__(self, workdir, ports=None, rule_for="30s", interval="15s", aws_static=False, clickhouse_static=False,
+                 keep_for=(), prometheus_args=()):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         names = ("clickhouse", "aws", "exporter", "prometheus", "alertmanager", "sink")
         self.ports = {n: (ports or {}).get(n) or free_port() for n in names}
         self.rule_for = rule_for
+        # Alerts whose shipped `for:` the overlay keeps (the others get `rule_for`), and extra
+        # Prometheus flags.
+        self.keep_for = set(keep_for)
+        self.prometheus_args = list(prometheus_args)
         self.interval = interval
         self.aws_static = aws_static
         self.clickhouse_static = clickhouse_static
+        # Extra Prometheus flags, e.g. --enable-feature=native-histograms (scrapes protobuf first).
+        self.prometheus_args = list(prometheus_args)
         self.procs = {}
         self.sink = None
 
@@ -158,6 +178,19 @@ class Stack:
 
     def stop_clickhouse(self):
         self._stop("clickhouse")
+
+    def stop_exporter(self):
+        self._stop("exporter")
+
+    def restart_prometheus(self):
+        """Stops Prometheus and starts it again on the same storage, with the overlay as it is now
+        (`keep_for` may have changed)."""
+        self._stop("prometheus")
+        self._start_prometheus()
+
+    def pause(self, name, paused=True):
+        """Freezes a process (SIGSTOP: it accepts nothing, scrapes time out) or thaws it."""
+        os.killpg(self.procs[name].pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
     def start_exporter(self, overrides=None, args=()):
         exporter_cfg = os.path.join(self.workdir, "polo-exporter.yml")
@@ -187,7 +220,7 @@ class Stack:
                 rules = yaml.safe_load(f)
             for group in rules["groups"]:
                 for rule in group["rules"]:
-                    if "for" in rule:
+                    if "for" in rule and rule.get("alert") not in self.keep_for:
                         rule["for"] = self.rule_for
             with open(os.path.join(prom_dir, "rules", name), "w") as f:
                 yaml.safe_dump(rules, f, sort_keys=False)
@@ -206,7 +239,8 @@ class Stack:
         with open(os.path.join(prom_dir, "prometheus.yml"), "w") as f:
             yaml.safe_dump(cfg, f, sort_keys=False)
         self._spawn("prometheus", [shutil.which("prometheus"), f"--config.file={prom_dir}/prometheus.yml",
-                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}"])
+                                   f"--storage.tsdb.path={prom_dir}/data", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+                                   *prometheus_flags(self.rule_for), *self.prometheus_args])
         wait_for("Prometheus", lambda: urllib.request.urlopen(self.url("prometheus") + "/-/ready", timeout=2).read(), 60)
 
     def _start_alertmanager(self):

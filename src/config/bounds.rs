@@ -20,9 +20,31 @@ pub const MAX_FLOW_DEPTH: usize = 32;
 pub fn read(path: &std::path::Path) -> Result<String, super::ConfigError> {
     use std::io::Read;
     let error = |source| super::ConfigError::Read { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(error)?;
+    // A regular file's real size, when it says so; anything else is read to the bound.
+    if let Ok(meta) = file.metadata() {
+        if meta.is_file() && meta.len() > MAX_BYTES as u64 {
+            return Err(super::ConfigError::Input {
+                path: path.to_path_buf(),
+                line: 1,
+                message: too_big(Some(meta.len())),
+            });
+        }
+    }
     let mut text = String::new();
-    std::fs::File::open(path).map_err(error)?.take(MAX_BYTES as u64 + 1).read_to_string(&mut text).map_err(error)?;
+    file.take(MAX_BYTES as u64 + 1).read_to_string(&mut text).map_err(error)?;
     Ok(text)
+}
+
+/// The refusal of a file beyond [`MAX_BYTES`], with its size when known.
+fn too_big(size: Option<u64>) -> String {
+    match size {
+        Some(size) => format!(
+            "the file is {size} bytes ({:.1} MiB), more than the 1 MiB accepted",
+            size as f64 / (1 << 20) as f64
+        ),
+        None => "the file is more than 1 MiB, the most accepted".to_string(),
+    }
 }
 
 /// YAML's line breaks (CR LF, CR, LF, and NEL, LS, PS, which the YAML 1.1 parser also breaks
@@ -39,7 +61,8 @@ pub fn normalize_line_breaks(text: &str) -> std::borrow::Cow<'_, str> {
 /// Checks the raw text: size and flow nesting. Returns the 1-based line and the message.
 pub fn prescan(text: &str) -> Result<(), (usize, String)> {
     if text.len() > MAX_BYTES {
-        return Err((1, format!("the file is {} bytes, more than the {MAX_BYTES} accepted", text.len())));
+        // The text was read to one byte past the bound: its size is not known.
+        return Err((1, too_big(None)));
     }
     let bytes = text.as_bytes();
     let mut depth = 0usize;
@@ -152,7 +175,7 @@ mod tests {
     #[test]
     fn prescan_bounds_size() {
         let big = "#".repeat(MAX_BYTES + 1);
-        assert!(prescan(&big).unwrap_err().1.contains("more than the 1048576 accepted"));
+        assert_eq!(prescan(&big).unwrap_err().1, "the file is more than 1 MiB, the most accepted");
     }
 
     #[test]
@@ -160,7 +183,16 @@ mod tests {
         let text = read(std::path::Path::new("/dev/zero")).unwrap();
         assert_eq!(text.len(), MAX_BYTES + 1);
         let e = crate::config_file::Config::load(std::path::Path::new("/dev/zero")).unwrap_err().to_string();
-        assert_eq!(e, "/dev/zero:1: the file is 1048577 bytes, more than the 1048576 accepted");
+        assert_eq!(e, "/dev/zero:1: the file is more than 1 MiB, the most accepted");
+    }
+
+    #[test]
+    fn a_large_file_is_refused_with_its_real_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yml");
+        std::fs::write(&path, "#".repeat(5_300_000)).unwrap();
+        let e = crate::config_file::Config::load(&path).unwrap_err().to_string();
+        assert!(e.ends_with(":1: the file is 5300000 bytes (5.1 MiB), more than the 1 MiB accepted"), "{e}");
     }
 }
 

@@ -12,6 +12,7 @@ pub mod bounds;
 pub mod doc;
 pub mod duration;
 pub(crate) mod raw;
+mod words;
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -121,6 +122,12 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> 
             // It also prefixes custom errors with the key path, which is reported separately.
             if let Some(rest) = message.strip_prefix(&format!("{key}: ")) {
                 message = rest.to_string();
+            }
+            let root = key == ".";
+            let message = words::by_key(&message, root, words::struct_fields::<T>());
+            if root {
+                // The file as a whole: no key to name.
+                return ConfigError::Input { path: path.to_path_buf(), line: line.unwrap_or(1), message };
             }
             ConfigError::Invalid { path: path.to_path_buf(), key, line, message }
         })

@@ -61,7 +61,14 @@ impl Exporter {
 
     /// Runs (or joins) every source concurrently; returns by `deadline` whatever happens.
     pub async fn scrape(&self, deadline: Instant) -> Scrape {
-        let views = join_all(self.runners.iter().map(|runner| runner.observe(deadline))).await;
+        self.scrape_only(None, deadline).await
+    }
+
+    /// A scrape of the named sources only (all with None): the others neither run nor appear,
+    /// their self-metrics included. Names must be among [`Exporter::source_names`].
+    pub async fn scrape_only(&self, only: Option<&[String]>, deadline: Instant) -> Scrape {
+        let wanted = |runner: &&Arc<SourceRunner>| only.is_none_or(|names| names.iter().any(|n| n == runner.name()));
+        let views = join_all(self.runners.iter().filter(wanted).map(|runner| runner.observe(deadline))).await;
         Scrape { views, version: self.version, revision: self.revision }
     }
 }

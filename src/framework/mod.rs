@@ -68,10 +68,40 @@ impl SourceError {
         Self { kind, context: context.into(), cause: Some(Box::new(cause)) }
     }
 
-    /// The error and its causes on one line, for logs.
+    /// The error and its causes on one line, for logs and the status page: control
+    /// characters escaped, at most [`MAX_ERROR_TEXT`] bytes.
     pub fn chain(&self) -> String {
-        error_chain(self)
+        bounded_text(&error_chain(self), MAX_ERROR_TEXT)
     }
+}
+
+/// The longest error text in a log line or the status page, in bytes (a backend's message can
+/// be anything a server, a proxy or an attacker sends).
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` for one log line: control and invisible format characters escaped (`\n`,
+/// `\u{202e}`), cut on a character boundary to at most `max` bytes, the cut marked with the
+/// full length (`…(N bytes)`).
+pub fn bounded_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 16);
+    for c in text.chars() {
+        let before = out.len();
+        let invisible =
+            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else if invisible {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+        if out.len() > max {
+            out.truncate(before);
+            out.push_str(&format!("…({} bytes)", text.len()));
+            break;
+        }
+    }
+    out
 }
 
 /// An error and its causes on one line (`a: b: c`), for logs and `--config.check`.
@@ -222,4 +252,22 @@ pub trait Source: Send + Sync + 'static {
     /// Reads the backend and maps rows into metric families. Called at most once at a time;
     /// the framework bounds it with a deadline and drops it when the deadline passes.
     async fn collect(&self, ctx: &SourceContext) -> Result<SourceOutput, SourceError>;
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::bounded_text;
+
+    #[test]
+    fn error_text_is_one_bounded_line() {
+        assert_eq!(bounded_text("a\nb\tc\u{1b}[31m", 100), "a\\nb\\tc\\u{1b}[31m");
+        assert_eq!(bounded_text("x\u{202e}y", 100), "x\\u{202e}y");
+        let long = "é".repeat(1000); // 2000 bytes
+        let cut = bounded_text(&long, 1024);
+        assert!(cut.starts_with(&"é".repeat(512)) && cut.ends_with("…(2000 bytes)"), "{cut}");
+        assert_eq!(cut.len(), 1024 + "…(2000 bytes)".len());
+        // An escape is never cut in half.
+        let cut = bounded_text(&"\n".repeat(10), 5);
+        assert_eq!(cut, "\\n\\n…(10 bytes)");
+    }
 }

@@ -58,6 +58,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (`body` is it read as UTF-8, lossily), for binary expositions.
+    pub raw_body: Vec<u8>,
 }
 
 impl Response {
@@ -82,6 +84,7 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
     stream.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
+    let raw_body = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| raw[i + 4..].to_vec()).unwrap_or_default();
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -90,7 +93,7 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body:
         lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let body =
         if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    Response { status, headers, body }
+    Response { status, headers, body, raw_body }
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -2,6 +2,7 @@
 //! and failures, running queries, parts, replication, mutations, version), on the node
 //! answering or, with `clickhouse.cluster`, on every replica of the cluster.
 
+pub mod health;
 pub mod model;
 pub mod sql;
 
@@ -101,12 +102,32 @@ impl SourceKind for ClickHouseSystem {
         &model::REPLICA_READONLY,
         &model::REPLICA_DELAY,
         &model::REPLICA_QUEUE,
+        &model::REPLICA_SESSION_EXPIRED,
         &model::MUTATIONS_PENDING,
         &model::OLDEST_MUTATION,
         &model::CLUSTER_REPLICAS,
         &model::CLUSTER_REPLICA_UP,
         &model::SYSTEM_TABLE_UP,
         &model::BUILD_INFO,
+        &health::INSERTS_DELAYED,
+        &health::INSERTS_DELAYED_SECONDS,
+        &health::INSERTS_REJECTED,
+        &health::KEEPER_HARDWARE_EXCEPTIONS,
+        &health::FAILED_FETCHES,
+        &health::PART_CHECKS_FAILED,
+        &health::DATA_LOSS,
+        &health::DISTRIBUTED_CONNECTION_FAILURES,
+        &health::INSERTS_DELAYED_NOW,
+        &health::KEEPER_SESSIONS,
+        &health::READONLY_REPLICAS,
+        &health::DISTRIBUTED_FILES,
+        &health::SERVER_ERRORS,
+        &health::DETACHED_PARTS,
+        &health::DISTRIBUTION_FILES,
+        &health::DISTRIBUTION_BROKEN_FILES,
+        &health::DISTRIBUTION_ERRORS,
+        &health::ROWS_OVER_LIMIT,
+        &health::UPTIME,
     ];
     const STATUS_SECTIONS: &'static [&'static str] = &["clickhouse"];
     type Raw = RawClickHouseSystem;
@@ -237,7 +258,9 @@ impl Source for ClickHouseSystem {
         };
         // Each table on its own: one failing query (a missing grant, a missing table) leaves the
         // others reported; its error is a partial error of the source.
-        let (disks, processes, parts, replicas, mutations, versions, log_rows, cluster) = tokio::join!(
+        let event_names = health::EVENTS.map(|(name, _, _)| name);
+        let metric_names = health::METRICS.map(|(name, _, _)| name);
+        let (disks, processes, parts, replicas, mutations, versions, log_rows, cluster, health_rows) = tokio::join!(
             ch.fetch_all(ctx, "system.disks", ch.query(&self.sql.disks())),
             ch.fetch_all(ctx, "system.processes", ch.query(&self.sql.processes())),
             ch.fetch_all(ctx, "system.parts", ch.query(&self.sql.parts())),
@@ -246,6 +269,15 @@ impl Source for ClickHouseSystem {
             ch.fetch_all(ctx, "system.build_options", ch.query(&self.sql.version())),
             query_log,
             cluster,
+            async {
+                tokio::join!(
+                    ch.fetch_all(ctx, "system.events", ch.query(&self.sql.counters(false, &event_names))),
+                    ch.fetch_all(ctx, "system.metrics", ch.query(&self.sql.counters(true, &metric_names))),
+                    ch.fetch_all(ctx, "system.errors", ch.query(&self.sql.errors())),
+                    ch.fetch_all(ctx, "system.detached_parts", ch.query(&self.sql.detached_parts())),
+                    ch.fetch_all(ctx, "system.distribution_queue", ch.query(&self.sql.distribution_queue())),
+                )
+            },
         );
         let mut errors = Vec::new();
         let mut tables_up = Vec::new();
@@ -257,12 +289,21 @@ impl Source for ClickHouseSystem {
         let mutations = take("mutations", mutations, &mut seen, &mut errors);
         let versions = take("build_options", versions, &mut seen, &mut errors);
         let log_rows = log_rows.map(|r| take("query_log", r, &mut seen, &mut errors));
+        let (events, metrics, server_errors, detached, distribution) = health_rows;
+        let health = health::HealthRows {
+            events: take("events", events, &mut seen, &mut errors),
+            metrics: take("metrics", metrics, &mut seen, &mut errors),
+            errors: take("errors", server_errors, &mut seen, &mut errors),
+            detached: take("detached_parts", detached, &mut seen, &mut errors),
+            distribution: take("distribution_queue", distribution, &mut seen, &mut errors),
+            uptime: versions.iter().map(|v: &model::VersionRow| (v.replica.clone(), v.uptime_seconds)).collect(),
+        };
         let cluster = cluster.and_then(|r| r.map_err(|e| errors.push(e)).ok());
         if tables_up.iter().all(|(_, up)| !up) {
             // Nothing could be read: the source is down, with the first error.
             return Err(errors.remove(0));
         }
-        let snapshot = Snapshot { disks, processes, parts, replicas, mutations, versions, cluster, tables_up };
+        let snapshot = Snapshot { disks, processes, parts, replicas, mutations, versions, health, cluster, tables_up };
         let mut state = self.state.lock().expect("query log state poisoned");
         if let Some(rows) = &log_rows {
             if snapshot.tables_up.contains(&("query_log", true)) {

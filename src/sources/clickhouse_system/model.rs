@@ -1,13 +1,12 @@
 //! Pure part of `clickhouse_system`: rows → metric families, the query-latency histogram
 //! accumulated across scrapes, and the status section.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use clickhouse::Row;
 use serde::Deserialize;
 
 use crate::clickhouse::text::RowKey;
-use crate::clickhouse::CodeClass;
 use crate::metrics::{Def, MetricFamily};
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
@@ -37,6 +36,12 @@ pub struct QueryLogRow {
     pub duration_ms_sum: u64,
     /// Queries with duration <= each bucket bound.
     pub cumulative: Vec<u64>,
+    /// Queries logged with 0 ms (the native histogram's zero bucket).
+    pub zero_ms: u64,
+    /// Native bucket indexes (schema [`NATIVE_SCHEMA`]) of the queries above 0 ms, and
+    /// the number of queries in each (two arrays of one length, from `sumMap`).
+    pub native_index: Vec<i32>,
+    pub native_count: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
@@ -72,6 +77,8 @@ pub struct ReplicaRow {
     pub readonly: u8,
     pub absolute_delay: u64,
     pub queue_size: u64,
+    /// The replica's Keeper session expired (system.replicas is_session_expired).
+    pub session_expired: u8,
 }
 
 #[derive(Debug, Clone, Row, Deserialize, PartialEq)]
@@ -94,6 +101,8 @@ pub struct VersionRow {
     pub replica_index: u32,
     #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     pub version: String,
+    /// `uptime()` of the node.
+    pub uptime_seconds: u64,
 }
 
 /// One replica of the configured cluster, as `system.clusters` lists it.
@@ -175,7 +184,20 @@ pub fn known_space(bytes: u64) -> Option<u64> {
 
 /// The system tables the source reads, one query each; a query that fails leaves the others'
 /// families in place and sets `polo_clickhouse_system_table_up{table}` to 0.
-pub const TABLES: [&str; 7] = ["disks", "processes", "parts", "replicas", "mutations", "build_options", "query_log"];
+pub const TABLES: [&str; 12] = [
+    "disks",
+    "processes",
+    "parts",
+    "replicas",
+    "mutations",
+    "build_options",
+    "query_log",
+    "events",
+    "metrics",
+    "errors",
+    "detached_parts",
+    "distribution_queue",
+];
 
 /// The point-in-time system tables of one scrape.
 #[derive(Debug, Default, Clone)]
@@ -186,106 +208,12 @@ pub struct Snapshot {
     pub replicas: Vec<ReplicaRow>,
     pub mutations: Vec<MutationRow>,
     pub versions: Vec<VersionRow>,
+    /// events, metrics, errors, detached_parts, distribution_queue (and uptime).
+    pub health: super::health::HealthRows,
     /// In cluster mode, the replicas `system.clusters` lists (None: single node, or not read).
     pub cluster: Option<Vec<ClusterReplicaRow>>,
     /// Per table of [`TABLES`] read this scrape: whether its query succeeded.
     pub tables_up: Vec<(&'static str, bool)>,
-}
-
-/// One histogram series: per-bucket (not cumulative) counts, the last being +Inf.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Histogram {
-    pub buckets: Vec<u64>,
-    pub sum_seconds: f64,
-    pub count: u64,
-}
-
-/// How long the status section's quantiles look back.
-const RECENT_WINDOW_US: i64 = 300_000_000;
-
-/// Query statistics accumulated since the exporter started, window after window.
-#[derive(Debug)]
-pub struct QueryStats {
-    bounds: Vec<f64>,
-    histograms: BTreeMap<(String, String), Histogram>,
-    failed: BTreeMap<(String, CodeClass), u64>,
-    /// Per window: (window end, per-bucket counts over every node and kind).
-    recent: VecDeque<(i64, Vec<u64>)>,
-}
-
-impl QueryStats {
-    pub fn new(bounds: Vec<f64>) -> Self {
-        Self { bounds, histograms: BTreeMap::new(), failed: BTreeMap::new(), recent: VecDeque::new() }
-    }
-
-    /// Adds one query-log window's rows (the window ends at `window_end_us`).
-    pub fn apply(&mut self, rows: &[QueryLogRow], window_end_us: i64) {
-        let n = self.bounds.len();
-        let mut window = vec![0u64; n + 1];
-        for row in rows {
-            self.failed.entry((row.replica.clone(), CodeClass::Other)).or_insert(0);
-            if row.exception_code != 0 {
-                *self.failed.entry((row.replica.clone(), CodeClass::of(i64::from(row.exception_code)))).or_insert(0) +=
-                    row.queries;
-                continue;
-            }
-            let hist = self
-                .histograms
-                .entry((row.replica.clone(), row.query_kind.clone()))
-                .or_insert_with(|| Histogram { buckets: vec![0; n + 1], ..Histogram::default() });
-            // Cumulative counts at each bound, then +Inf (= all queries); their differences are the buckets.
-            let cumulative = (0..n).map(|i| row.cumulative.get(i).copied().unwrap_or(row.queries)).chain([row.queries]);
-            let mut previous = 0;
-            for ((bucket, window_bucket), at_bound) in hist.buckets.iter_mut().zip(window.iter_mut()).zip(cumulative) {
-                let in_bucket = at_bound.saturating_sub(previous);
-                *bucket += in_bucket;
-                *window_bucket += in_bucket;
-                previous = at_bound;
-            }
-            hist.count += row.queries;
-            hist.sum_seconds += row.duration_ms_sum as f64 / 1000.0;
-        }
-        self.recent.push_back((window_end_us, window));
-        while self.recent.front().is_some_and(|(end, _)| *end < window_end_us - RECENT_WINDOW_US) {
-            self.recent.pop_front();
-        }
-    }
-
-    /// The q-quantile (0..1) in seconds of the queries of the last five minutes, estimated from
-    /// the buckets as `histogram_quantile` does; None without queries.
-    pub fn recent_quantile(&self, q: f64) -> Option<f64> {
-        let mut buckets = vec![0u64; self.bounds.len() + 1];
-        for (_, window) in &self.recent {
-            for (total, n) in buckets.iter_mut().zip(window) {
-                *total += n;
-            }
-        }
-        quantile(&self.bounds, &buckets, q)
-    }
-}
-
-/// Linear interpolation inside the bucket holding rank q × total; the +Inf bucket yields the
-/// highest finite bound (Prometheus does the same).
-pub fn quantile(bounds: &[f64], buckets: &[u64], q: f64) -> Option<f64> {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = q * total as f64;
-    let mut cumulative = 0u64;
-    for (i, n) in buckets.iter().enumerate() {
-        let before = cumulative;
-        cumulative += n;
-        if (cumulative as f64) >= rank && *n > 0 {
-            if i >= bounds.len() {
-                return bounds.last().copied();
-            }
-            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
-            let upper = bounds[i];
-            return Some(lower + (upper - lower) * (rank - before as f64) / *n as f64);
-        }
-    }
-    bounds.last().copied()
 }
 
 pub static DISK_INFO: Def = Def::gauge(
@@ -363,6 +291,11 @@ pub static REPLICA_QUEUE: Def = Def::gauge(
     "Replication tasks waiting on this replica (system.replicas queue_size).",
     TABLE,
 );
+pub static REPLICA_SESSION_EXPIRED: Def = Def::gauge(
+    "polo_clickhouse_replica_session_expired",
+    "1 if this replica's Keeper session expired (system.replicas is_session_expired): it is read-only until it reconnects.",
+    TABLE,
+);
 pub static MUTATIONS_PENDING: Def =
     Def::gauge("polo_clickhouse_mutations_pending", "Mutations of the table not done yet (system.mutations).", TABLE);
 pub static OLDEST_MUTATION: Def = Def::gauge(
@@ -398,6 +331,7 @@ pub fn families(snapshot: &Snapshot, stats: &QueryStats) -> Vec<MetricFamily> {
     out.extend(query_families(stats));
     out.extend(process_families(&snapshot.processes));
     out.extend(table_families(snapshot));
+    out.extend(super::health::families(&snapshot.health, &snapshot.tables_up));
     out.push(BUILD_INFO.family());
     let build = out.last_mut().expect("just pushed");
     for v in &snapshot.versions {
@@ -453,23 +387,6 @@ fn cluster_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     vec![tables, count, up]
 }
 
-fn query_families(stats: &QueryStats) -> Vec<MetricFamily> {
-    let mut hist = QUERY_DURATION.family();
-    for ((replica, kind), h) in &stats.histograms {
-        let buckets = stats.bounds.iter().copied().chain([f64::INFINITY]).zip(h.buckets.iter().copied()).collect();
-        hist.push_histogram([replica.clone(), kind.clone()], h.sum_seconds, h.count, buckets);
-    }
-    let mut failed = FAILED_QUERIES.family();
-    let replicas: BTreeSet<&String> = stats.failed.keys().map(|(r, _)| r).collect();
-    for replica in replicas {
-        for class in CodeClass::ALL {
-            let n = stats.failed.get(&(replica.clone(), class)).copied().unwrap_or(0);
-            failed.push([replica.clone(), class.as_str().to_string()], n as f64);
-        }
-    }
-    vec![hist, failed]
-}
-
 fn process_families(processes: &[ProcessesRow]) -> Vec<MetricFamily> {
     let mut active = ACTIVE_QUERIES.family();
     let mut longest = LONGEST_QUERY.family();
@@ -497,11 +414,13 @@ fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     let mut readonly = REPLICA_READONLY.family();
     let mut delay = REPLICA_DELAY.family();
     let mut queue = REPLICA_QUEUE.family();
+    let mut expired = REPLICA_SESSION_EXPIRED.family();
     for r in &snapshot.replicas {
         let labels = || table(&r.replica, &r.database, &r.table);
         readonly.push(labels(), f64::from(r.readonly));
         delay.push(labels(), r.absolute_delay as f64);
         queue.push(labels(), r.queue_size as f64);
+        expired.push(labels(), f64::from(r.session_expired));
     }
     let mut pending = MUTATIONS_PENDING.family();
     let mut oldest = OLDEST_MUTATION.family();
@@ -510,7 +429,7 @@ fn table_families(snapshot: &Snapshot) -> Vec<MetricFamily> {
         pending.push(labels(), m.pending as f64);
         oldest.push(labels(), m.oldest_created as f64);
     }
-    vec![bytes, rows, parts, max_parts, readonly, delay, queue, pending, oldest]
+    vec![bytes, rows, parts, max_parts, readonly, delay, queue, expired, pending, oldest]
 }
 
 /// The status document's `clickhouse` section: `disk_used_gb` and `query_p95_ms` as Polo's status page shows them, and more.
@@ -569,5 +488,9 @@ pub fn status(snapshot: &Snapshot, stats: &QueryStats) -> ClickHouseStatus {
     }
 }
 
+mod queries;
 #[cfg(test)]
 mod tests;
+
+use queries::query_families;
+pub use queries::{quantile, Histogram, QueryStats, NATIVE_SCHEMA, NATIVE_ZERO_THRESHOLD};

@@ -68,17 +68,24 @@ impl Sql {
 
     /// Finished and failed initial queries with `event_time_microseconds` in `[from_us, to_us)`,
     /// not the exporter's own; per node, kind and exception code (0 = finished), with cumulative
-    /// counts at each bucket bound.
+    /// counts at each bucket bound, the 0 ms queries and the native bucket counts.
     pub fn query_log(&self, from_us: i64, to_us: i64, bucket_bounds_s: &[f64]) -> String {
         let buckets = bucket_bounds_s
             .iter()
             .map(|b| format!("countIf(query_duration_ms <= {})", (b * 1000.0).floor() as u64))
             .collect::<Vec<_>>()
             .join(", ");
+        // Native bucket of schema s: ceil(log2(seconds) × 2^s); 0 ms queries add 0 (the zero bucket counts them).
+        let native = format!(
+            "sumMap([toInt32(ceil(log2(greatest(query_duration_ms, 1) / 1000) * {}))], [toUInt64(query_duration_ms > 0)])",
+            1u32 << super::model::NATIVE_SCHEMA
+        );
         format!(
             "SELECT hostName() AS replica, toString(query_kind) AS query_kind, \
              if(type = 'QueryFinish', 0, exception_code) AS exception_code, \
-             count() AS queries, sum(query_duration_ms) AS duration_ms_sum, [{buckets}] AS cumulative \
+             count() AS queries, sum(query_duration_ms) AS duration_ms_sum, [{buckets}] AS cumulative, \
+             countIf(query_duration_ms = 0) AS zero_ms, \
+             tupleElement({native}, 1) AS native_index, tupleElement({native}, 2) AS native_count \
              FROM {} \
              WHERE event_date >= toDate(fromUnixTimestamp64Micro({from_us})) \
                AND event_date <= toDate(fromUnixTimestamp64Micro({to_us})) \
@@ -126,7 +133,8 @@ impl Sql {
     pub fn replicas(&self) -> String {
         format!(
             "SELECT hostName() AS replica, database, table, toUInt8(is_readonly) AS readonly, \
-             toUInt64(absolute_delay) AS absolute_delay, toUInt64(queue_size) AS queue_size \
+             toUInt64(absolute_delay) AS absolute_delay, toUInt64(queue_size) AS queue_size, \
+             toUInt8(is_session_expired) AS session_expired \
              FROM {} WHERE database IN ({}) ORDER BY replica, database, table {}",
             self.table("replicas"),
             self.databases,
@@ -146,12 +154,64 @@ impl Sql {
         )
     }
 
+    /// One row per node: the value of each of `names` in `system.events` (`metrics: false`) or
+    /// `system.metrics`, in order, 0 for a name the table has no row for.
+    pub fn counters(&self, metrics: bool, names: &[&str]) -> String {
+        let (table, column) = if metrics { (self.table("metrics"), "metric") } else { (self.table("events"), "event") };
+        let values =
+            names.iter().map(|n| format!("toInt64(sumIf(value, {column} = '{n}'))")).collect::<Vec<_>>().join(", ");
+        // No WHERE: a node with none of the names must still give its row of zeros (the
+        // exporter's own query is always among the events, and every metric is always listed).
+        format!(
+            "SELECT hostName() AS replica, [{values}] AS values FROM {} \
+             GROUP BY replica ORDER BY replica {}",
+            table,
+            self.end()
+        )
+    }
+
+    /// Errors the server raised itself (not those received from other servers), per code.
+    pub fn errors(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, code, sum(value) AS errors FROM {} WHERE NOT remote \
+             GROUP BY replica, code ORDER BY replica, code {}",
+            self.table("errors"),
+            self.end()
+        )
+    }
+
+    /// Detached parts per table and reason; `groups` counts the groups before the `LIMIT`.
+    pub fn detached_parts(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, database, table, ifNull(reason, '') AS reason, count() AS parts, \
+             toUInt64(count() OVER ()) AS groups FROM {} WHERE database IN ({}) \
+             GROUP BY replica, database, table, reason ORDER BY replica, database, table, reason {}",
+            self.table("detached_parts"),
+            self.databases,
+            self.end()
+        )
+    }
+
+    /// Distributed tables' queues of files to send; `groups` counts the tables before the `LIMIT`.
+    pub fn distribution_queue(&self) -> String {
+        format!(
+            "SELECT hostName() AS replica, database, table, sum(data_files) AS files, \
+             sum(broken_data_files) AS broken_files, sum(error_count) AS errors, \
+             toUInt64(count() OVER ()) AS groups FROM {} WHERE database IN ({}) \
+             GROUP BY replica, database, table ORDER BY replica, database, table {}",
+            self.table("distribution_queue"),
+            self.databases,
+            self.end()
+        )
+    }
+
     /// The version from a table column, so that in cluster mode each node reports its own, with
     /// the number clusterAllReplicas gave the replica (`_shard_num`; 1 on a single node).
     pub fn version(&self) -> String {
         let index = if self.cluster.is_some() { "toUInt32(_shard_num)" } else { "toUInt32(1)" };
         format!(
-            "SELECT hostName() AS replica, {index} AS replica_index, value AS version FROM {} \
+            "SELECT hostName() AS replica, {index} AS replica_index, value AS version, \
+             toUInt64(uptime()) AS uptime_seconds FROM {} \
              WHERE name = 'VERSION_DESCRIBE' {}",
             self.table("build_options"),
             self.end()
@@ -170,14 +230,33 @@ mod tests {
     #[test]
     fn single_node_reads_local_system_tables() {
         let s = sql(None);
-        for q in
-            [s.disks(), s.processes(), s.parts(), s.replicas(), s.mutations(), s.version(), s.query_log(0, 1, &[0.1])]
-        {
+        for q in [
+            s.disks(),
+            s.processes(),
+            s.parts(),
+            s.replicas(),
+            s.mutations(),
+            s.version(),
+            s.query_log(0, 1, &[0.1]),
+            s.counters(false, &["RejectedInserts"]),
+            s.counters(true, &["ZooKeeperSession"]),
+            s.errors(),
+            s.detached_parts(),
+            s.distribution_queue(),
+        ] {
             assert!(q.contains("FROM system.") && !q.contains("clusterAllReplicas"), "{q}");
             assert!(q.contains("hostName() AS replica") && q.contains("LIMIT 100"), "{q}");
             assert!(!q.contains("SETTINGS"), "a readonly=1 profile refuses any SETTINGS clause: {q}");
         }
         assert!(s.parts().contains("database IN ('polo', 'other')"));
+        assert!(s.detached_parts().contains("database IN ('polo', 'other')"));
+        assert!(s.distribution_queue().contains("database IN ('polo', 'other')"));
+        let events = s.counters(false, &["DelayedInserts", "RejectedInserts"]);
+        assert!(events.contains(
+            "[toInt64(sumIf(value, event = 'DelayedInserts')), toInt64(sumIf(value, event = 'RejectedInserts'))] AS values"
+        ));
+        assert!(events.contains("FROM system.events GROUP BY replica"));
+        assert!(s.counters(true, &["ZooKeeperSession"]).contains("sumIf(value, metric = 'ZooKeeperSession')"));
     }
 
     #[test]
@@ -191,6 +270,11 @@ mod tests {
             (s.mutations(), "mutations"),
             (s.version(), "build_options"),
             (s.query_log(0, 1, &[0.1]), "query_log"),
+            (s.counters(false, &["RejectedInserts"]), "events"),
+            (s.counters(true, &["ZooKeeperSession"]), "metrics"),
+            (s.errors(), "errors"),
+            (s.detached_parts(), "detached_parts"),
+            (s.distribution_queue(), "distribution_queue"),
         ] {
             assert!(q.contains(&format!("FROM clusterAllReplicas('polo_cluster', system.{table})")), "{q}");
             // One replica down must not fail the statement: it is skipped, the others answer.
@@ -213,6 +297,7 @@ mod tests {
             "[countIf(query_duration_ms <= 5), countIf(query_duration_ms <= 250), countIf(query_duration_ms <= 1000)]"
         ));
         assert!(q.contains("NOT startsWith(log_comment, 'polo-exporter:')"));
+        assert!(q.contains("tupleElement(sumMap([toInt32(ceil(log2(greatest(query_duration_ms, 1) / 1000) * 8))], [toUInt64(query_duration_ms > 0)]), 2) AS native_count"), "{q}");
         assert!(q.contains("is_initial_query"));
     }
 }

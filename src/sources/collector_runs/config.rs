@@ -11,6 +11,8 @@ use crate::config::duration::PromDuration;
 use crate::config::{ConfigError, Validator};
 use crate::source_kind::Shared;
 
+use super::output::{CollapseRules, DEFAULT_MIN_EVENTS, DEFAULT_RATIO};
+
 /// Default of `default_expected_interval`.
 pub const DEFAULT_EXPECTED_INTERVAL: Duration = Duration::from_secs(3600);
 /// Default of `staleness_factor`: Polo's alert table pages on "no success in 2× expected interval".
@@ -24,9 +26,11 @@ pub const DEFAULT_LATE_ARRIVAL_WINDOW: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(90 * 86_400);
 /// Default of `max_window_rows` (accepted for old configs; no longer bounds anything).
 pub const DEFAULT_MAX_WINDOW_ROWS: u64 = 200_000;
+/// Default of `default_run_timeout`: Lambda's limit.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Default of `per_key_series`.
 pub const DEFAULT_PER_KEY_SERIES: PerKeySeries = PerKeySeries::All;
-/// Default of `per_key_series_max_keys`: about 9 series per key, so at most ~9,000 per-key series.
+/// Default of `per_key_series_max_keys`: about 11 series per key, so at most ~11,000 per-key series.
 pub const DEFAULT_PER_KEY_SERIES_MAX_KEYS: u64 = 1_000;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -59,11 +63,27 @@ crate::source_section! {
         /// stale, or latest run not `succeeded`) or `none`. The per-collector rollups always cover every key.
         /// Default: `all`.
         pub per_key_series: Option<PerKeySeries>,
-        /// At most this many keys get per-key series (about 9 series each), the least healthy first: stale,
+        /// At most this many keys get per-key series (about 11 series each), the least healthy first: stale,
         /// then late, then the longest failure streak, then latest run not succeeded. What the bound leaves
         /// out is counted in `polo_collector_per_key_series_dropped_keys{collector}`. Raise it (up to
         /// 10,000,000) with `per_key_series: all` for every series of a small deployment. Default: `1000`.
         pub per_key_series_max_keys: Option<u64>,
+        /// A `succeeded` run is **collapsed** when its `events_produced` is below this share of its key's
+        /// baseline: the median of the key's last 5 normal successes (collapsed ones stay out of it, so a
+        /// lasting collapse is not taken for the new normal; one normal success ends it). 0–1; 0 turns the
+        /// check off. See [PoloCollectorOutputCollapsed](../runbooks.md#polocollectoroutputcollapsed).
+        /// Default: `0.1`.
+        pub output_collapse_ratio: Option<f64>,
+        /// Map collector → its own `output_collapse_ratio`, e.g. `cur_ingest: 0.3`. Default: `{}`.
+        pub output_collapse_ratios: BTreeMap<String, f64>,
+        /// Keys whose baseline (at least 3 successes) is below this many events are never collapsed: too few
+        /// events to tell a collapse from noise. 0–1,000,000,000. Default: `10`.
+        pub output_collapse_min_events: Option<u64>,
+        /// Run timeout of a collector not listed in `run_timeouts` (1s–7d): `PoloCollectorRunsNearTimeout`
+        /// warns when latest runs take 80 % of it. Default: `15m` (Lambda's limit).
+        pub default_run_timeout: Option<PromDuration>,
+        /// Map collector → its run timeout, e.g. `cur_ingest: 10m`. Default: `{}`.
+        pub run_timeouts: BTreeMap<String, PromDuration>,
         /// The freshness SLO's window ([SLO](../slo.md)): `polo_collector_slo_attainment_ratio` covers the last
         /// `slo_window`, from the runs in the table at once (1h up to `forget_after`). Default: `30d`.
         pub slo_window: Option<PromDuration>,
@@ -115,6 +135,9 @@ pub struct CollectorsConfig {
     pub forget_after: Duration,
     pub per_key_series: PerKeySeries,
     pub per_key_series_max_keys: u64,
+    pub collapse: CollapseRules,
+    pub default_run_timeout: Duration,
+    pub run_timeouts: BTreeMap<String, Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +150,10 @@ pub struct CollectorRunsConfig {
 impl CollectorsConfig {
     pub fn expected_interval(&self, collector: &str) -> Duration {
         self.expected_intervals.get(collector).copied().unwrap_or(self.default_expected_interval)
+    }
+
+    pub fn run_timeout(&self, collector: &str) -> Duration {
+        self.run_timeouts.get(collector).copied().unwrap_or(self.default_run_timeout)
     }
 
     /// Every collector the config names, as interval owner, dependent or dependency.
@@ -201,6 +228,34 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
     if per_key_series_max_keys > 10_000_000 {
         return Err(v.invalid(&key("per_key_series_max_keys"), "must be at most 10000000"));
     }
+    let ratio_ok = |r: f64| r.is_finite() && (0.0..=1.0).contains(&r);
+    let ratio = raw.output_collapse_ratio.unwrap_or(DEFAULT_RATIO);
+    if !ratio_ok(ratio) {
+        return Err(v.invalid(&key("output_collapse_ratio"), "must be a number from 0 to 1"));
+    }
+    for (name, r) in &raw.output_collapse_ratios {
+        if !ratio_ok(*r) {
+            return Err(v.invalid(&key(&format!("output_collapse_ratios.{name}")), "must be a number from 0 to 1"));
+        }
+    }
+    let min_events = raw.output_collapse_min_events.unwrap_or(u64::from(DEFAULT_MIN_EVENTS));
+    if min_events > 1_000_000_000 {
+        return Err(v.invalid(&key("output_collapse_min_events"), "must be at most 1000000000"));
+    }
+    let timeout_bounds = (Duration::from_secs(1), 7 * DAY);
+    let default_run_timeout =
+        v.duration(&key("default_run_timeout"), raw.default_run_timeout, DEFAULT_RUN_TIMEOUT, timeout_bounds)?;
+    let mut run_timeouts = BTreeMap::new();
+    for (name, timeout) in raw.run_timeouts {
+        let timeout =
+            v.duration(&key(&format!("run_timeouts.{name}")), Some(timeout), Duration::ZERO, timeout_bounds)?;
+        run_timeouts.insert(name, timeout);
+    }
+    let collapse = CollapseRules {
+        ratio,
+        min_events: min_events as u32,
+        ratios: raw.output_collapse_ratios.into_iter().collect(),
+    };
     let slo = validate_slo(raw.slo_window, raw.slo_objectives, forget_after, v)?;
     Ok(CollectorRunsConfig {
         slo,
@@ -214,6 +269,9 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
             forget_after,
             per_key_series: raw.per_key_series.unwrap_or(DEFAULT_PER_KEY_SERIES),
             per_key_series_max_keys,
+            collapse,
+            default_run_timeout,
+            run_timeouts,
         },
     })
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::config::{CollectorsConfig, PerKeySeries};
 use super::health::{CollectorStatus, CollectorSummary, Health, Thresholds};
 use super::model::{single_line, Key, KeyState, ERROR_LABEL_MAX_CHARS, KNOWN_STATUSES};
+use super::output::Collapse;
 use crate::metrics::{Def, MetricFamily};
 
 const KEY: &[&str] = &["collector", "aws_account_id", "aws_region"];
@@ -28,6 +29,16 @@ pub static LAST_RUN_STATUS: Def = Def::gauge(
 );
 pub static CONSECUTIVE_FAILURES: Def =
     Def::gauge("polo_collector_consecutive_failures", "How many of the latest runs in a row have status failed.", KEY);
+pub static CONSECUTIVE_PARTIALS: Def = Def::gauge(
+    "polo_collector_consecutive_partials",
+    "How many of the latest runs in a row have status partial (incomplete data; PoloCollectorPartial from 3).",
+    KEY,
+);
+pub static OUTPUT_COLLAPSED_RUNS: Def = Def::gauge(
+    "polo_collector_output_collapsed_runs",
+    "Succeeded runs in a row whose events_produced fell below output_collapse_ratio times the key's baseline (the median of its last 5 normal successes); 0 while the latest success is normal or the key has no baseline.",
+    KEY,
+);
 pub static LAST_RUN_DURATION: Def =
     Def::gauge("polo_collector_last_run_duration_seconds", "duration_ms of the latest run, in seconds.", KEY);
 pub static LAST_RUN_EVENTS: Def =
@@ -59,6 +70,11 @@ pub static STALE_THRESHOLD: Def = Def::gauge(
     "A key of the collector is stale (red) once its last success is older than this: staleness_factor times the expected interval (PoloCollectorStale when every key is, PoloCollectorKeysStale when some are).",
     COLLECTOR,
 );
+pub static RUN_TIMEOUT: Def = Def::gauge(
+    "polo_collector_run_timeout_seconds",
+    "Configured run timeout of the collector (sources.collector_runs.run_timeouts, default 15m as Lambda's); PoloCollectorRunsNearTimeout from 80 %.",
+    COLLECTOR,
+);
 pub static RUNS: Def = Def::counter(
     "polo_collector_runs",
     "Runs completed since the exporter started, by status.",
@@ -82,6 +98,21 @@ pub static KEYS_BY_LAST_STATUS: Def = Def::gauge(
 pub static MAX_CONSECUTIVE_FAILURES: Def = Def::gauge(
     "polo_collector_max_consecutive_failures",
     "The longest current streak of failed runs among the collector's keys.",
+    COLLECTOR,
+);
+pub static OUTPUT_COLLAPSED_KEYS: Def = Def::gauge(
+    "polo_collector_output_collapsed_keys",
+    "Keys of the collector whose latest success collapsed (polo_collector_output_collapsed_runs above 0), every key counted (PoloCollectorOutputCollapsed).",
+    COLLECTOR,
+);
+pub static OUTPUT_BASELINE_KEYS: Def = Def::gauge(
+    "polo_collector_output_baseline_keys",
+    "Keys of the collector with a baseline a collapse is judged by: 3 successes or more, median at least output_collapse_min_events. Every key counted.",
+    COLLECTOR,
+);
+pub static MAX_LAST_DURATION: Def = Def::gauge(
+    "polo_collector_max_last_run_duration_seconds",
+    "The longest duration_ms among the latest runs of the collector's keys, in seconds (every key).",
     COLLECTOR,
 );
 pub static OLDEST_SUCCESS: Def = Def::gauge(
@@ -140,7 +171,7 @@ pub fn map(
     for (key, state) in view {
         let summary = per_collector.entry(&key.0).or_insert_with(|| CollectorSummary::new(cfg, &key.0));
         let health = summary.add(state, now_ms);
-        rollups.entry(&key.0).or_default().add(state, health);
+        rollups.entry(&key.0).or_default().add(state, health, cfg.collapse.collector(&key.0));
         healths.push(health);
     }
     let (selected, dropped) = select_keys(view, &healths, cfg);
@@ -176,7 +207,7 @@ fn load_families(progress: Option<f64>) -> Vec<MetricFamily> {
 
 /// Whether a key needs its own series under `per_key_series: unhealthy`.
 fn unhealthy(state: &KeyState, health: Health) -> bool {
-    health != Health::Green || state.last_status != "succeeded"
+    health != Health::Green || state.last_status != "succeeded" || state.output.collapsed_runs > 0
 }
 
 /// The keys that get per-key series, and per collector how many the bound left out. Under the
@@ -198,7 +229,14 @@ fn select_keys<'v, 'a>(
     if candidates.len() > max {
         let rank = |(i, h): &(usize, Health)| {
             let s = &view[*i].1;
-            (std::cmp::Reverse(*h), std::cmp::Reverse(s.consecutive_failures), s.last_status == "succeeded", *i)
+            let healthy_output = s.output.collapsed_runs == 0;
+            (
+                std::cmp::Reverse(*h),
+                std::cmp::Reverse(s.consecutive_failures),
+                healthy_output,
+                s.last_status == "succeeded",
+                *i,
+            )
         };
         candidates.sort_unstable_by_key(rank);
         for (i, _) in &candidates[max..] {
@@ -220,10 +258,16 @@ struct Rollup {
     oldest_success_ms: Option<i64>,
     latest_run_ms: i64,
     latest_success_ms: i64,
+    collapsed_keys: u64,
+    baseline_keys: u64,
+    max_duration_ms: u32,
 }
 
 impl Rollup {
-    fn add(&mut self, state: &KeyState, health: Health) {
+    fn add(&mut self, state: &KeyState, health: Health, collapse: Collapse) {
+        self.collapsed_keys += u64::from(state.output.collapsed_runs > 0);
+        self.baseline_keys += u64::from(state.output.judged(collapse));
+        self.max_duration_ms = self.max_duration_ms.max(state.last_duration_ms);
         self.by_health[health as usize] += 1;
         *self.by_status.entry(state.last_status.clone()).or_default() += 1;
         self.max_consecutive_failures = self.max_consecutive_failures.max(state.consecutive_failures);
@@ -242,6 +286,9 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
     let mut latest_run = LATEST_RUN.family();
     let mut latest_success = LATEST_SUCCESS.family();
     let mut dropped_keys = DROPPED_KEYS.family();
+    let mut collapsed = OUTPUT_COLLAPSED_KEYS.family();
+    let mut baseline = OUTPUT_BASELINE_KEYS.family();
+    let mut duration = MAX_LAST_DURATION.family();
     for (collector, r) in rollups {
         let c = || [collector.to_string()];
         for (health, name) in [(Health::Green, "healthy"), (Health::Amber, "late"), (Health::Red, "stale")] {
@@ -257,8 +304,11 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
         latest_run.push(c(), ms_to_s(r.latest_run_ms));
         latest_success.push(c(), ms_to_s(r.latest_success_ms));
         dropped_keys.push(c(), dropped.get(collector).copied().unwrap_or(0) as f64);
+        collapsed.push(c(), r.collapsed_keys as f64);
+        baseline.push(c(), r.baseline_keys as f64);
+        duration.push(c(), f64::from(r.max_duration_ms) / 1000.0);
     }
-    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys]
+    vec![keys, by_status, streak, oldest, latest_run, latest_success, dropped_keys, collapsed, baseline, duration]
 }
 
 /// The per-key families: one series per (collector, account, region) and family.
@@ -267,6 +317,8 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
     let mut last_success = LAST_SUCCESS.family();
     let mut status = LAST_RUN_STATUS.family();
     let mut consecutive = CONSECUTIVE_FAILURES.family();
+    let mut partials = CONSECUTIVE_PARTIALS.family();
+    let mut collapsed = OUTPUT_COLLAPSED_RUNS.family();
     let mut duration = LAST_RUN_DURATION.family();
     let mut events = LAST_RUN_EVENTS.family();
     let mut rows = LAST_RUN_ROWS.family();
@@ -283,6 +335,8 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
             status.push(with(state.last_status.clone()), 1.0);
         }
         consecutive.push(key(), state.consecutive_failures as f64);
+        partials.push(key(), state.consecutive_partials as f64);
+        collapsed.push(key(), f64::from(state.output.collapsed_runs));
         duration.push(key(), f64::from(state.last_duration_ms) / 1000.0);
         events.push(key(), f64::from(state.last_events));
         rows.push(key(), f64::from(state.last_rows));
@@ -290,7 +344,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
             error.push(with(single_line(&state.last_error, ERROR_LABEL_MAX_CHARS)), 1.0);
         }
     }
-    vec![last_run, last_success, status, consecutive, duration, events, rows, error]
+    vec![last_run, last_success, status, consecutive, partials, collapsed, duration, events, rows, error]
 }
 
 /// Per account: the latest success of any collector, from the same rows as everything else here.
@@ -317,6 +371,7 @@ fn collector_families(
     let mut factor = STALENESS_FACTOR.family();
     let mut late = LATE_THRESHOLD.family();
     let mut stale = STALE_THRESHOLD.family();
+    let mut timeout = RUN_TIMEOUT.family();
     let mut total = RUNS.family();
     for collector in collectors {
         let c = || [collector.clone()];
@@ -325,6 +380,7 @@ fn collector_families(
         factor.push(c(), cfg.staleness_factor);
         late.push(c(), thresholds.late_ms / 1000.0);
         stale.push(c(), thresholds.stale_ms / 1000.0);
+        timeout.push(c(), cfg.run_timeout(collector).as_secs_f64());
         let Some(runs_total) = runs_total else { continue };
         let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
         statuses.extend(runs_total.keys().filter(|(c, _)| c == collector).map(|(_, s)| s.as_str()));
@@ -333,7 +389,7 @@ fn collector_families(
             total.push([collector.clone(), s.to_string()], n as f64);
         }
     }
-    let mut families = vec![expected, factor, late, stale];
+    let mut families = vec![expected, factor, late, stale, timeout];
     if runs_total.is_some() {
         families.push(total);
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod families;
 pub mod health;
 pub mod model;
+pub mod output;
 pub mod slo;
 mod slo_read;
 
@@ -113,6 +114,8 @@ impl SourceKind for CollectorRuns {
         &families::LAST_SUCCESS,
         &families::LAST_RUN_STATUS,
         &families::CONSECUTIVE_FAILURES,
+        &families::CONSECUTIVE_PARTIALS,
+        &families::OUTPUT_COLLAPSED_RUNS,
         &families::LAST_RUN_DURATION,
         &families::LAST_RUN_EVENTS,
         &families::LAST_RUN_ROWS,
@@ -121,11 +124,15 @@ impl SourceKind for CollectorRuns {
         &families::STALENESS_FACTOR,
         &families::LATE_THRESHOLD,
         &families::STALE_THRESHOLD,
+        &families::RUN_TIMEOUT,
         &families::RUNS,
         &families::DEPENDENCIES_READY,
         &families::KEYS_BY_HEALTH,
         &families::KEYS_BY_LAST_STATUS,
         &families::MAX_CONSECUTIVE_FAILURES,
+        &families::OUTPUT_COLLAPSED_KEYS,
+        &families::OUTPUT_BASELINE_KEYS,
+        &families::MAX_LAST_DURATION,
         &families::OLDEST_SUCCESS,
         &families::LATEST_RUN,
         &families::LATEST_SUCCESS,
@@ -199,6 +206,10 @@ fn range_sql(table: &str, bounded: bool) -> String {
             toUnixTimestamp64Milli(maxIf(completed_at, status != 'failed')) AS last_non_failed_ms,
             toUInt64(arrayCount(t -> t > last_non_failed_ms,
                 groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'failed'))) AS failed_after,
+            toUnixTimestamp64Milli(maxIf(completed_at, status != 'partial')) AS last_non_partial_ms,
+            toUInt64(arrayCount(t -> t > last_non_partial_ms,
+                groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'partial'))) AS partial_after,
+            arrayMap(x -> x.2, arraySort(groupArrayIf((completed_at, events_produced), status = 'succeeded'))) AS success_events,
             sumMapIf([toString(status)], [toUInt64(1)], completed_at >= fromUnixTimestamp64Milli(?)) AS counted
         FROM {table}
         WHERE started_at >= fromUnixTimestamp64Milli(?) {until}
@@ -269,7 +280,7 @@ impl Inner {
             until = %crate::clock::rfc3339(until as f64 / 1000.0),
             "initial load started"
         );
-        let mut settled = Settled::new(from);
+        let mut settled = Settled::new(from, self.cfg.collapse.clone());
         let mut span = LOAD_FIRST_SPAN_MS.min(until - from).max(LOAD_MIN_SPAN_MS);
         let mut failures: u32 = 0;
         while settled.until_ms < until {
@@ -443,6 +454,9 @@ struct AggRow {
     last_success_ms: i64,
     last_non_failed_ms: i64,
     failed_after: u64,
+    last_non_partial_ms: i64,
+    partial_after: u64,
+    success_events: Vec<u32>,
     counted: (Vec<crate::clickhouse::text::Lossy>, Vec<u64>),
 }
 
@@ -467,6 +481,9 @@ impl AggRow {
                 last_success_ms: self.last_success_ms,
                 last_non_failed_ms: self.last_non_failed_ms,
                 failed_after: self.failed_after,
+                last_non_partial_ms: self.last_non_partial_ms,
+                partial_after: self.partial_after,
+                success_events: self.success_events,
                 counted: crate::clickhouse::text::strings(statuses).into_iter().zip(counts).collect(),
             },
         )

@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use super::output::{Collapse, CollapseRules, Output};
+
 pub const KNOWN_STATUSES: [&str; 3] = ["succeeded", "failed", "partial"];
 /// Longest error text carried in `polo_collector_last_error_info{error}`.
 pub const ERROR_LABEL_MAX_CHARS: usize = 200;
@@ -13,7 +15,8 @@ pub const ERROR_LABEL_MAX_CHARS: usize = 200;
 pub type Key = (String, String, String);
 
 /// The runs of one key that started within one `started_at` range, aggregated by ClickHouse:
-/// the latest run (by completed_at), the latest success and the failure streak inside the range.
+/// the latest run (by completed_at), the latest success and the failure and partial streaks inside
+/// the range.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Agg {
     pub last_completed_ms: i64,
@@ -29,11 +32,17 @@ pub struct Agg {
     /// `failed` runs of the range that completed after `last_non_failed_ms` (all of the range's
     /// runs when `last_non_failed_ms` is 0).
     pub failed_after: u64,
+    /// completed_at of the latest run of the range whose status is not `partial`; 0 if none.
+    pub last_non_partial_ms: i64,
+    /// `partial` runs of the range that completed after `last_non_partial_ms`.
+    pub partial_after: u64,
+    /// events_produced of the range's `succeeded` runs, in completed_at order.
+    pub success_events: Vec<u32>,
     /// Runs of the range that completed since the exporter started, by status (for `runs_total`).
     pub counted: Vec<(String, u64)>,
 }
 
-/// What is known of one key: its latest run (by completed_at) and its success streaks.
+/// What is known of one key: its latest run (by completed_at) and its failure and partial streaks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyState {
     pub last_completed_ms: i64,
@@ -46,10 +55,18 @@ pub struct KeyState {
     pub last_success_ms: i64,
     /// How many of the latest runs in a row are `failed`.
     pub consecutive_failures: u64,
+    /// How many of the latest runs in a row are `partial`.
+    pub consecutive_partials: u64,
+    /// The output baseline and how many successes in a row collapsed below it.
+    pub output: Output,
 }
 
 impl KeyState {
-    pub fn from_agg(agg: &Agg) -> Self {
+    pub fn from_agg(agg: &Agg, collapse: Collapse) -> Self {
+        let mut output = Output::default();
+        for events in &agg.success_events {
+            output.observe(*events, collapse);
+        }
         Self {
             last_completed_ms: agg.last_completed_ms,
             last_status: agg.last_status.clone(),
@@ -59,23 +76,25 @@ impl KeyState {
             last_error: agg.last_error.clone(),
             last_success_ms: agg.last_success_ms,
             consecutive_failures: agg.failed_after,
+            consecutive_partials: agg.partial_after,
+            output,
         }
     }
 
     /// Folds in the aggregate of a later `started_at` range. A streak that the later range does
     /// not break continues; one the range breaks restarts at the range's own streak. A range whose
     /// latest run completed before the current latest (rare: runs overlapping across the range
-    /// boundary) only updates `last_success`.
-    pub fn merge(&mut self, newer: &Agg) {
+    /// boundary) only updates `last_success` and the output baseline.
+    pub fn merge(&mut self, newer: &Agg, collapse: Collapse) {
         self.last_success_ms = self.last_success_ms.max(newer.last_success_ms);
+        for events in &newer.success_events {
+            self.output.observe(*events, collapse);
+        }
         if newer.last_completed_ms < self.last_completed_ms {
             return;
         }
-        self.consecutive_failures = if newer.last_non_failed_ms > 0 {
-            newer.failed_after
-        } else {
-            self.consecutive_failures + newer.failed_after
-        };
+        self.consecutive_failures = streak(self.consecutive_failures, newer.last_non_failed_ms, newer.failed_after);
+        self.consecutive_partials = streak(self.consecutive_partials, newer.last_non_partial_ms, newer.partial_after);
         self.last_completed_ms = newer.last_completed_ms;
         self.last_status = newer.last_status.clone();
         self.last_duration_ms = newer.last_duration_ms;
@@ -85,29 +104,42 @@ impl KeyState {
     }
 }
 
+/// A streak continued by a later range: restarted at the range's own streak if the range holds
+/// a run that breaks it (`breaker_ms` > 0), else extended.
+fn streak(current: u64, breaker_ms: i64, after: u64) -> u64 {
+    if breaker_ms > 0 {
+        after
+    } else {
+        current + after
+    }
+}
+
 /// Per-key state of every run that started before `settled_until_ms`, built range by range in
 /// `started_at` order (the initial load's chunks, then each scrape's settling part).
 #[derive(Debug, Default)]
 pub struct Settled {
     pub keys: HashMap<Key, KeyState>,
     pub until_ms: i64,
+    /// The output-collapse thresholds the baselines are folded with.
+    pub collapse: CollapseRules,
     /// Settled runs completed since the exporter started, by (collector, status).
     pub counted: BTreeMap<(String, String), u64>,
 }
 
 impl Settled {
-    pub fn new(from_ms: i64) -> Self {
-        Self { until_ms: from_ms, ..Self::default() }
+    pub fn new(from_ms: i64, collapse: CollapseRules) -> Self {
+        Self { until_ms: from_ms, collapse, ..Self::default() }
     }
 
     /// Folds in the aggregates of the range [`until_ms`, `range_end_ms`), which must be the next one.
     pub fn fold(&mut self, aggs: Vec<(Key, Agg)>, range_end_ms: i64) {
         for (key, agg) in aggs {
             count(&mut self.counted, &key.0, &agg.counted);
+            let collapse = self.collapse.collector(&key.0);
             match self.keys.get_mut(&key) {
-                Some(state) => state.merge(&agg),
+                Some(state) => state.merge(&agg, collapse),
                 None => {
-                    self.keys.insert(key, KeyState::from_agg(&agg));
+                    self.keys.insert(key, KeyState::from_agg(&agg, collapse));
                 }
             }
         }
@@ -157,7 +189,7 @@ impl RunsState {
             match self.open.get(key) {
                 Some(agg) => {
                     let mut merged = state.clone();
-                    merged.merge(agg);
+                    merged.merge(agg, self.settled.collapse.collector(&key.0));
                     out.push((key, Cow::Owned(merged)));
                 }
                 None => out.push((key, Cow::Borrowed(state))),
@@ -165,7 +197,7 @@ impl RunsState {
         }
         for (key, agg) in &self.open {
             if !self.settled.keys.contains_key(key) {
-                out.push((key, Cow::Owned(KeyState::from_agg(agg))));
+                out.push((key, Cow::Owned(KeyState::from_agg(agg, self.settled.collapse.collector(&key.0)))));
             }
         }
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));

@@ -135,3 +135,49 @@ fn status_rounds_to_cents_and_lists_services() {
         ]
     );
 }
+
+#[test]
+fn calendar_edges_under_an_injected_clock() {
+    // 00:00:00 UTC belongs to the new day, 23:59:59.999 to the old one.
+    let midnight = at(2027, 1, 1, 0);
+    assert_eq!(day_of(midnight), days_from_civil(2027, 1, 1));
+    assert_eq!(day_of(midnight - 0.001), days_from_civil(2026, 12, 31));
+    assert_eq!(crate::clock::rfc3339(midnight), "2027-01-01T00:00:00Z");
+
+    // Year end: on 31 Dec the month is December; at 00:00 on 1 Jan the month is January and the
+    // last complete day (31 Dec) is the rate; the trailing week crosses the year.
+    assert_eq!(query_period(days_from_civil(2026, 12, 31)), ("2026-12-01".into(), "2027-01-01".into()));
+    assert_eq!(query_period(days_from_civil(2027, 1, 1)), ("2026-12-24".into(), "2027-01-02".into()));
+    let rows = days((2026, 12, 1), (2026, 12, 31), "AWS Lambda", 2.0);
+    let s = summarize(&Fetch { fetched_at: midnight, rows: rows.clone() });
+    assert_eq!(s.last_day, days_from_civil(2026, 12, 31));
+    assert_eq!(s.month_to_date_total, 0.0, "nothing of January yet");
+    assert_eq!(s.forecast, 31.0 * 2.0);
+    assert_eq!(s.trailing_daily_average, 2.0);
+    // A millisecond earlier it is still December: 30 complete days, 31 Dec partial.
+    let s = summarize(&Fetch { fetched_at: midnight - 0.001, rows });
+    assert_eq!(s.last_day, days_from_civil(2026, 12, 30));
+    assert_eq!(s.month_to_date_total, 31.0 * 2.0);
+    assert_eq!(s.forecast, 31.0 * 2.0);
+
+    // 29 February and the day after: the leap day is a day of February, then the rate of March 1.
+    assert_eq!(query_period(days_from_civil(2028, 2, 29)), ("2028-02-01".into(), "2028-03-01".into()));
+    assert_eq!(query_period(days_from_civil(2028, 3, 1)), ("2028-02-22".into(), "2028-03-02".into()));
+    let mut rows = days((2028, 2, 1), (2028, 2, 28), "Amazon EC2", 1.0);
+    rows.push(row("2028-02-29", "Amazon EC2", 3.0));
+    let s = summarize(&Fetch { fetched_at: at(2028, 3, 1, 0), rows });
+    assert_eq!(s.last_day, days_from_civil(2028, 2, 29));
+    assert_eq!(s.last_day_total, 3.0);
+    assert_eq!(s.forecast, 31.0 * 3.0);
+    // 28 Feb of a common year is its month's end; 1 March follows.
+    assert_eq!(days_in_month(days_from_civil(2027, 2, 28)), 28);
+    assert_eq!(query_period(days_from_civil(2027, 3, 1)), ("2027-02-21".into(), "2027-03-02".into()));
+
+    // Month start at 00:00 exactly, month end at the last second.
+    let rows = days((2026, 10, 1), (2026, 10, 31), "Amazon S3", 1.0);
+    let s = summarize(&Fetch { fetched_at: at(2026, 11, 1, 0), rows: rows.clone() });
+    assert_eq!((s.last_day, s.month_to_date_total, s.forecast), (days_from_civil(2026, 10, 31), 0.0, 30.0));
+    let s = summarize(&Fetch { fetched_at: at(2026, 11, 1, 0) - 1.0, rows });
+    assert_eq!((s.last_day, s.month_to_date_total), (days_from_civil(2026, 10, 30), 31.0));
+    assert_eq!(s.forecast, 31.0, "30 complete days at $1 and the last day at the rate");
+}

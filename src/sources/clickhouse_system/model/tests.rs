@@ -1,5 +1,6 @@
 use super::*;
 use crate::metrics::Value;
+use std::collections::BTreeMap;
 
 fn log_row(replica: &str, kind: &str, code: i32, queries: u64, sum_ms: u64, cumulative: &[u64]) -> QueryLogRow {
     QueryLogRow {
@@ -9,6 +10,9 @@ fn log_row(replica: &str, kind: &str, code: i32, queries: u64, sum_ms: u64, cumu
         queries,
         duration_ms_sum: sum_ms,
         cumulative: cumulative.to_vec(),
+        zero_ms: 0,
+        native_index: vec![],
+        native_count: vec![],
     }
 }
 
@@ -22,6 +26,31 @@ fn histogram_accumulates_windows_as_per_bucket_counts() {
     assert_eq!(h.buckets, vec![2, 1, 2]);
     assert_eq!(h.count, 5);
     assert!((h.sum_seconds - 5.7).abs() < 1e-9);
+}
+
+#[test]
+fn native_buckets_accumulate_and_reach_the_family() {
+    let mut stats = QueryStats::new(vec![1.0]);
+    // Window 1: 0 ms, 100 ms, 2 × 1 s. Window 2: 100 ms and 3 s. Schema 3: 0.1 s is in bucket
+    // ceil(8 log2 0.1) = -26, 1 s in 0, 3 s in ceil(8 log2 3) = 13.
+    let row = |queries, sum_ms, cumulative: &[u64], zero_ms, native: &[(i32, u64)]| QueryLogRow {
+        zero_ms,
+        native_index: native.iter().map(|(i, _)| *i).collect(),
+        native_count: native.iter().map(|(_, n)| *n).collect(),
+        ..log_row("n1", "Select", 0, queries, sum_ms, cumulative)
+    };
+    stats.apply(&[row(4, 2100, &[4], 1, &[(-26, 1), (0, 2), (5, 0)])], 1);
+    stats.apply(&[row(2, 3100, &[1], 0, &[(-26, 1), (13, 1)])], 2);
+    let h = &stats.histograms[&("n1".to_string(), "Select".to_string())];
+    assert_eq!(h.native, BTreeMap::from([(-26, 2), (0, 2), (13, 1)]), "a zero count adds no bucket");
+    assert_eq!(h.zero, 1);
+    let fams = families(&Snapshot::default(), &stats);
+    let hist = fams.iter().find(|f| f.def() == &QUERY_DURATION).unwrap();
+    let Value::Histogram { count, native: Some(native), .. } = &hist.samples()[0].value else { panic!("native") };
+    assert_eq!(*count, 6);
+    assert_eq!((native.schema, native.zero_count), (NATIVE_SCHEMA, 1));
+    assert_eq!(native.positive, vec![(-26, 2), (0, 2), (13, 1)]);
+    assert_eq!(native.positive.iter().map(|(_, n)| n).sum::<u64>() + native.zero_count, *count);
 }
 
 #[test]
@@ -167,7 +196,7 @@ fn object_storage_sentinel_never_reaches_a_value_or_ratio() {
 }
 
 fn version(replica: &str, index: u32) -> VersionRow {
-    VersionRow { replica: replica.into(), replica_index: index, version: "v24.8.4.1-lts".into() }
+    VersionRow { replica: replica.into(), replica_index: index, version: "v24.8.4.1-lts".into(), uptime_seconds: 7 }
 }
 
 fn expected(shard: u32, replica: u32, host: &str) -> ClusterReplicaRow {

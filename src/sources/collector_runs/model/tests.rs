@@ -7,6 +7,7 @@ use crate::metrics::Value;
 use crate::sources::collector_runs::config::{CollectorsConfig, Dependency, PerKeySeries};
 use crate::sources::collector_runs::families::map;
 use crate::sources::collector_runs::health::Health;
+use crate::sources::collector_runs::output::CollapseRules;
 
 /// One run, as a row of the table (times in seconds).
 #[derive(Clone)]
@@ -16,10 +17,11 @@ struct Run {
     started_s: i64,
     completed_s: i64,
     status: &'static str,
+    events: u32,
 }
 
 fn run(collector: &'static str, started_s: i64, completed_s: i64, status: &'static str) -> Run {
-    Run { collector, account: "111", started_s, completed_s, status }
+    Run { collector, account: "111", started_s, completed_s, status, events: 1000 }
 }
 
 /// What the source's SQL computes per key over a set of runs (a reference written independently
@@ -35,8 +37,13 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
             rs.sort_by_key(|r| r.completed_s);
             let last = rs.last().unwrap();
             let ms = |s: i64| s * 1000;
-            let last_non_failed =
-                rs.iter().filter(|r| r.status != "failed").map(|r| ms(r.completed_s)).max().unwrap_or(0);
+            let last_non =
+                |status: &str| rs.iter().filter(|r| r.status != status).map(|r| ms(r.completed_s)).max().unwrap_or(0);
+            let after = |status: &str| {
+                let breaker = last_non(status);
+                rs.iter().filter(|r| r.status == status && ms(r.completed_s) > breaker).count() as u64
+            };
+            let last_non_failed = last_non("failed");
             let mut counted: BTreeMap<String, u64> = BTreeMap::new();
             for r in rs.iter().filter(|r| r.completed_s >= counting_since_s) {
                 *counted.entry(r.status.into()).or_default() += 1;
@@ -55,8 +62,10 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
                     .max()
                     .unwrap_or(0),
                 last_non_failed_ms: last_non_failed,
-                failed_after: rs.iter().filter(|r| r.status == "failed" && ms(r.completed_s) > last_non_failed).count()
-                    as u64,
+                failed_after: after("failed"),
+                last_non_partial_ms: last_non("partial"),
+                partial_after: after("partial"),
+                success_events: rs.iter().filter(|r| r.status == "succeeded").map(|r| r.events).collect(),
                 counted: counted.into_iter().collect(),
             };
             (key, agg)
@@ -87,6 +96,9 @@ fn cfg() -> CollectorsConfig {
         forget_after: Duration::from_secs(90 * 86_400),
         per_key_series: PerKeySeries::All,
         per_key_series_max_keys: 1000,
+        collapse: CollapseRules::default(),
+        default_run_timeout: Duration::from_secs(900),
+        run_timeouts: BTreeMap::from([("y".to_string(), Duration::from_secs(60))]),
     }
 }
 
@@ -96,7 +108,7 @@ fn states(state: &RunsState) -> BTreeMap<Key, KeyState> {
 
 /// Every run read in one range, nothing settled.
 fn read_all(runs: &[Run]) -> RunsState {
-    let mut state = RunsState::from_settled(Settled::new(0));
+    let mut state = RunsState::from_settled(Settled::new(0, CollapseRules::default()));
     state.ingest(vec![], aggregate(runs, 0), 0);
     state
 }
@@ -126,23 +138,56 @@ fn partial_breaks_a_failure_streak_and_unknown_status_is_kept() {
     assert_eq!((s.last_status.as_str(), s.consecutive_failures, s.last_success_ms), ("weird", 0, 0));
 }
 
+#[test]
+fn partial_streaks_count_like_failure_streaks() {
+    let runs = vec![
+        run("a", 1, 2, "partial"),
+        run("a", 3, 4, "succeeded"),
+        run("a", 5, 6, "partial"),
+        run("a", 7, 8, "partial"),
+        run("a", 9, 10, "partial"),
+    ];
+    let s = &states(&read_all(&runs))[&key("a")];
+    assert_eq!((s.consecutive_partials, s.consecutive_failures), (3, 0));
+    let mut more = runs.clone();
+    more.push(run("a", 11, 12, "failed"));
+    let s = &states(&read_all(&more))[&key("a")];
+    assert_eq!((s.consecutive_partials, s.consecutive_failures), (0, 1), "a failure breaks the partial streak");
+}
+
 /// A history folded chunk by chunk (the initial load) and then read as settling + open parts
 /// (scrapes) gives the same state as one aggregate over everything, at every split point.
 #[test]
 fn chunked_folding_equals_one_aggregate() {
-    let statuses = ["succeeded", "failed", "failed", "partial", "failed", "failed", "failed", "succeeded", "failed"];
+    let statuses = [
+        "succeeded",
+        "failed",
+        "failed",
+        "partial",
+        "failed",
+        "failed",
+        "failed",
+        "succeeded",
+        "failed",
+        "partial",
+        "partial",
+        "partial",
+    ];
     let mut runs = Vec::new();
     for (i, status) in statuses.iter().enumerate() {
         let s = 100 * i as i64;
         runs.push(run("a", s, s + 10, status));
-        runs.push(run("b", s + 5, s + 50, if i % 3 == 0 { "failed" } else { status }));
+        let mut b = run("b", s + 5, s + 50, if i % 3 == 0 { "failed" } else { "succeeded" });
+        b.events = if i >= 8 { 3 } else { 900 + 50 * i as u32 };
+        runs.push(b);
     }
     runs.push(run("only_early", 20, 30, "failed"));
     runs.push(run("only_late", 850, 860, "succeeded"));
     let expected = states(&read_all(&runs));
+    assert_eq!(expected[&key("b")].output.collapsed_runs, 3, "b's last three successes collapsed");
     for chunk in [1, 50, 120, 333, 1000] {
         for window_at in [0, 250, 420, 700, 900] {
-            let mut settled = Settled::new(0);
+            let mut settled = Settled::new(0, CollapseRules::default());
             let mut from = 0;
             while from < window_at {
                 let end = (from + chunk).min(window_at);
@@ -161,7 +206,7 @@ fn chunked_folding_equals_one_aggregate() {
 #[test]
 fn each_run_is_counted_once_however_often_it_is_read() {
     let runs = vec![run("a", 100, 110, "succeeded"), run("a", 200, 210, "failed"), run("a", 300, 310, "failed")];
-    let mut state = RunsState::from_settled(Settled::new(0));
+    let mut state = RunsState::from_settled(Settled::new(0, CollapseRules::default()));
     // Two reads of the same open window, then one that settles the first run.
     for _ in 0..2 {
         state.ingest(vec![], aggregate(&runs, 150), 0);
@@ -177,7 +222,7 @@ fn each_run_is_counted_once_however_often_it_is_read() {
 
 #[test]
 fn a_key_without_open_runs_is_borrowed_not_copied() {
-    let mut settled = Settled::new(0);
+    let mut settled = Settled::new(0, CollapseRules::default());
     settled.fold(aggregate(&[run("a", 1, 2, "succeeded"), run("b", 1, 2, "succeeded")], 0), 100_000);
     let mut state = RunsState::from_settled(settled);
     state.ingest(vec![], aggregate(&[run("b", 200, 210, "failed")], 0), 100_000);
@@ -285,7 +330,7 @@ fn per_key_series_modes_and_bound() {
             40..=44 => (now_s - 5_000, "succeeded"),
             _ => (now_s - 100, "failed"),
         };
-        runs.push(Run { collector: "x", account, started_s: started, completed_s: started + 10, status });
+        runs.push(Run { collector: "x", account, started_s: started, completed_s: started + 10, status, events: 1000 });
         if i >= 45 {
             runs.push(Run {
                 collector: "x",
@@ -293,6 +338,7 @@ fn per_key_series_modes_and_bound() {
                 started_s: started - 100,
                 completed_s: started - 95,
                 status: "succeeded",
+                events: 1000,
             });
             for k in 1..3 {
                 runs.push(Run {
@@ -301,6 +347,7 @@ fn per_key_series_modes_and_bound() {
                     started_s: started - k * 10,
                     completed_s: started - k * 10 + 5,
                     status: "failed",
+                    events: 0,
                 });
             }
         }
@@ -348,10 +395,55 @@ fn per_key_series_modes_and_bound() {
 
 #[test]
 fn keys_older_than_forget_after_are_dropped() {
-    let mut settled = Settled::new(0);
+    let mut settled = Settled::new(0, CollapseRules::default());
     settled.fold(aggregate(&[run("old", 10, 20, "succeeded"), run("new", 500, 510, "succeeded")], 0), 1_000_000);
     let mut state = RunsState::from_settled(settled);
     state.forget_before(100_000);
     let view = states(&state);
     assert!(view.contains_key(&key("new")) && !view.contains_key(&key("old")));
+}
+
+/// Output collapse from fixture runs to families: per key within the per-key bound, and the
+/// per-collector rollups over every key, with a per-collector ratio from the config.
+#[test]
+fn maps_output_collapse_per_key_and_per_collector() {
+    let mut runs = Vec::new();
+    let mut push = |collector: &'static str, account: &'static str, i: i64, events: u32| {
+        let mut r = run(collector, 100 * i, 100 * i + 10, "succeeded");
+        r.account = account;
+        r.events = events;
+        runs.push(r);
+    };
+    for i in 0..8 {
+        push("x", "111", i, if i < 6 { 1_000 } else { 0 }); // collapsed twice
+        push("x", "222", i, 800 + 100 * (i as u32 % 3)); // normal variation
+        push("x", "333", i, if i < 6 { 4 } else { 0 }); // baseline below min_events
+        push("y", "111", i, if i < 6 { 1_000 } else { 400 }); // 40 %: collapsed only under y's ratio 0.5
+    }
+    let mut cfg = cfg();
+    cfg.collapse.ratios.insert("y".into(), 0.5);
+    let mut settled = Settled::new(0, cfg.collapse.clone());
+    settled.fold(aggregate(&runs, 0), 10_000_000);
+    let state = RunsState::from_settled(settled);
+    let m = map(&state.view(), state.runs_total(), &cfg, 1_000_000);
+    let f = &m.families;
+    let key_of =
+        |c: &'static str, a: &'static str| [("collector", c), ("aws_account_id", a), ("aws_region", "us-east-1")];
+    let runs_of = |c, a| sample(f, "polo_collector_output_collapsed_runs", &key_of(c, a));
+    assert_eq!(runs_of("x", "111"), Some(&Value::Gauge(2.0)));
+    assert_eq!(runs_of("x", "222"), Some(&Value::Gauge(0.0)));
+    assert_eq!(runs_of("x", "333"), Some(&Value::Gauge(0.0)));
+    assert_eq!(runs_of("y", "111"), Some(&Value::Gauge(2.0)));
+    let rollup = |name, c| sample(f, name, &[("collector", c)]);
+    assert_eq!(rollup("polo_collector_output_collapsed_keys", "x"), Some(&Value::Gauge(1.0)));
+    assert_eq!(
+        rollup("polo_collector_output_baseline_keys", "x"),
+        Some(&Value::Gauge(2.0)),
+        "333 is too small to judge"
+    );
+    assert_eq!(rollup("polo_collector_output_collapsed_keys", "y"), Some(&Value::Gauge(1.0)));
+    // Durations: every fixture run takes 10 s; timeouts from the config (y's own, x's default).
+    assert_eq!(rollup("polo_collector_max_last_run_duration_seconds", "x"), Some(&Value::Gauge(10.0)));
+    assert_eq!(rollup("polo_collector_run_timeout_seconds", "x"), Some(&Value::Gauge(900.0)));
+    assert_eq!(rollup("polo_collector_run_timeout_seconds", "y"), Some(&Value::Gauge(60.0)));
 }

@@ -17,6 +17,9 @@ fn cfg() -> CollectorsConfig {
         forget_after: Duration::from_secs(90 * 86_400),
         per_key_series: PerKeySeries::All,
         per_key_series_max_keys: 1000,
+        collapse: crate::sources::collector_runs::output::CollapseRules::default(),
+        default_run_timeout: Duration::from_secs(900),
+        run_timeouts: BTreeMap::new(),
     }
 }
 
@@ -201,6 +204,8 @@ fn state(last_completed_ms: i64, last_success_ms: i64) -> KeyState {
         last_error: String::new(),
         last_success_ms,
         consecutive_failures: 0,
+        consecutive_partials: 0,
+        output: Default::default(),
     }
 }
 
