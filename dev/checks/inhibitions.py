@@ -76,6 +76,12 @@ CASES = [
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="d:9820", collector="c3"), True),
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="d:9820", collector="c3"), True),
     (alert("PoloCollectorFailing", "warning", job="polo-exporter", instance="d:9820", collector="c4"), False),
+    # A stale collector silences its own freshness burn pages (one incident) and tickets, not
+    # another collector's.
+    (alert("PoloCollectorStale", "critical", job="polo-exporter", instance="f:9820", collector="c7"), False),
+    (alert("PoloCollectorFreshnessBudgetBurn", "critical", job="polo-exporter", instance="f:9820", collector="c7", burn_window="1h"), True),
+    (alert("PoloCollectorFreshnessBudgetBurn", "warning", job="polo-exporter", instance="f:9820", collector="c7", burn_window="1d"), True),
+    (alert("PoloCollectorFreshnessBudgetBurn", "critical", job="polo-exporter", instance="f:9820", collector="c8", burn_window="6h"), False),
     # Dependencies not ready: the waiting collector's own key warnings are silenced, another's not.
     (alert("PoloCollectorDependenciesNotReady", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), False),
     (alert("PoloCollectorKeysStale", "warning", job="polo-exporter", instance="e:9820", collector="hierarchy_builder"), True),

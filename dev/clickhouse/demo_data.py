@@ -10,6 +10,9 @@ Scenarios (relative to the moment the server starts, `T0`):
 - account 100000000019 is `no_access`: its runs stop 30h before T0 (not scanned in 24h).
 - account 100000000020 is `pending_setup` and was never scanned.
 A background thread keeps inserting the runs that fall due, so the healthy collectors stay fresh.
+Freshness SLO (docs/slo.md): the 7 days give `cost_explorer_sync` and `config_rds` an attainment
+below the 0.995 objective from the first scrape, the other collectors one above it
+(tests/slo.rs checks this).
 """
 
 import json

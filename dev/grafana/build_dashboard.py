@@ -184,6 +184,45 @@ def build():
         0, y, 24, 4, "bool_yes_no", steps("red", (1, "green"))))
     y += 4
 
+    # The freshness SLO (docs/slo.md): the exporter's attainment over its window, the objective,
+    # and the recording rules of the polo-slo group.
+    panels.append(row("Freshness SLO", y)); y += 1
+    panels.append(panel(
+        table.Panel(), "Attainment against objective",
+        "Per collector: the share of key-seconds its keys were fresh over the SLO window (polo_collector_slo_attainment_ratio, "
+        "computed by the exporter from the runs in ClickHouse) and its objective (polo_collector_slo_objective_ratio). "
+        "Stale means the same as everywhere here: older than staleness factor x the expected interval.",
+        [
+            target(f'min by (collector) (polo_collector_slo_attainment_ratio{{{SEL}}})', "", True, "table", "A"),
+            target(f'min by (collector) (polo_collector_slo_objective_ratio{{{SEL}}})', "", True, "table", "B"),
+        ],
+        0, y, 8, 8, "percentunit")
+        .decimals(3)
+        .transformations([
+            model.DataTransformerConfig(id_val="merge", options={}),
+            model.DataTransformerConfig(id_val="organize", options={
+                "excludeByName": {"Time": True},
+                "renameByName": {"Value #A": "attainment", "Value #B": "objective"}}),
+        ]))
+    panels.append(panel(
+        bargauge.Panel(), "Error budget remaining",
+        "collector:polo_collector_slo_error_budget_remaining:ratio: 1 - (1 - attainment) / (1 - objective) over the SLO window; "
+        "below 0 the objective is missed.",
+        [target(f'min by (collector) (collector:polo_collector_slo_error_budget_remaining:ratio{{{SEL}}})', "{{collector}}", True)],
+        8, y, 8, 8, "percentunit", steps("red", (0, "orange"), (0.25, "green")))
+        .min(-1).max(1).reduce_options(reduce_last()).orientation(common.VizOrientation.HORIZONTAL))
+    panels.append(panel(
+        timeseries.Panel(), "Burn rate",
+        "collector:polo_collector_slo_burn_rate over 1h and 6h: the share of stale key-seconds divided by the error budget. "
+        "1 spends the budget in exactly the window; PoloCollectorFreshnessBudgetBurn pages above 14.4 (1h) and 6 (6h).",
+        [
+            target(f'max by (collector) (collector:polo_collector_slo_burn_rate:1h{{{SEL}}})', "{{collector}} 1h", ref="A"),
+            target(f'max by (collector) (collector:polo_collector_slo_burn_rate:6h{{{SEL}}})', "{{collector}} 6h", ref="B"),
+        ],
+        16, y, 8, 8, "none")
+        .legend(legend_list()).tooltip(tooltip_multi()))
+    y += 8
+
     panels.append(row("Accounts", y)); y += 1
     panels.append(panel(
         stat.Panel(), "Accounts by status",

@@ -9,8 +9,8 @@ pipeline's slack)."""
 
 # The alert each kind is meant to raise: its `for:` bounds the time to the page.
 ALERTS = {
-    "collector_stops": ["PoloCollectorStale"],
-    "collector_fails": ["PoloCollectorFailing", "PoloCollectorKeysStale", "PoloCollectorPartial"],
+    "collector_stops": ["PoloCollectorStale", "PoloCollectorFreshnessBudgetBurn"],
+    "collector_fails": ["PoloCollectorFailing", "PoloCollectorKeysStale", "PoloCollectorPartial", "PoloCollectorFreshnessBudgetBurn"],
     "collector_silent": ["PoloCollectorOutputCollapsed"],
     "account_loses_access": ["PoloAccountNoAccess"],
     "dlq_fills": ["PoloDeadLetterQueueNotEmpty"],

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::slo::{SloConfig, DEFAULT_SLO_OBJECTIVE, DEFAULT_SLO_WINDOW};
 use crate::clickhouse::config::ClickHouseConfig;
 use crate::config::duration::PromDuration;
 use crate::config::{ConfigError, Validator};
@@ -83,6 +84,12 @@ crate::source_section! {
         pub default_run_timeout: Option<PromDuration>,
         /// Map collector → its run timeout, e.g. `cur_ingest: 10m`. Default: `{}`.
         pub run_timeouts: BTreeMap<String, PromDuration>,
+        /// The freshness SLO's window ([SLO](../slo.md)): `polo_collector_slo_attainment_ratio` covers the last
+        /// `slo_window`, from the runs in the table at once (1h up to `forget_after`). Default: `30d`.
+        pub slo_window: Option<PromDuration>,
+        /// Map collector → freshness objective, strictly between 0 and 1, e.g. `config_ec2: 0.999`; the key
+        /// `default` sets it for collectors not listed. Default: `{default: 0.995}`.
+        pub slo_objectives: BTreeMap<String, f64>,
     }
 }
 
@@ -137,6 +144,7 @@ pub struct CollectorsConfig {
 pub struct CollectorRunsConfig {
     pub clickhouse: ClickHouseConfig,
     pub collectors: CollectorsConfig,
+    pub slo: SloConfig,
 }
 
 impl CollectorsConfig {
@@ -248,7 +256,9 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
         min_events: min_events as u32,
         ratios: raw.output_collapse_ratios.into_iter().collect(),
     };
+    let slo = validate_slo(raw.slo_window, raw.slo_objectives, forget_after, v)?;
     Ok(CollectorRunsConfig {
+        slo,
         clickhouse: shared.clickhouse(v, "collector_runs")?,
         collectors: CollectorsConfig {
             default_expected_interval,
@@ -264,4 +274,31 @@ pub fn validate(raw: RawCollectorRuns, v: &Validator, shared: &Shared) -> Result
             run_timeouts,
         },
     })
+}
+
+fn validate_slo(
+    window: Option<PromDuration>,
+    objectives: BTreeMap<String, f64>,
+    forget_after: Duration,
+    v: &Validator,
+) -> Result<SloConfig, ConfigError> {
+    let key = |k: &str| format!("sources.collector_runs.{k}");
+    let window = v.duration(
+        &key("slo_window"),
+        window,
+        DEFAULT_SLO_WINDOW.min(forget_after),
+        (Duration::from_secs(3600), forget_after),
+    )?;
+    let mut slo = SloConfig { window, default_objective: DEFAULT_SLO_OBJECTIVE, objectives: BTreeMap::new() };
+    for (name, objective) in objectives {
+        if !(objective.is_finite() && objective > 0.0 && objective < 1.0) {
+            return Err(v.invalid(&key(&format!("slo_objectives.{name}")), "must be a number strictly between 0 and 1"));
+        }
+        if name == "default" {
+            slo.default_objective = objective;
+        } else {
+            slo.objectives.insert(name, objective);
+        }
+    }
+    Ok(slo)
 }

@@ -15,6 +15,8 @@ pub mod families;
 pub mod health;
 pub mod model;
 pub mod output;
+pub mod slo;
+mod slo_read;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +60,7 @@ struct Inner {
     load: std::sync::Mutex<Load>,
     /// (initial load done, chunk attempts failed so far): wakes scrapes waiting on the load.
     loaded: watch::Sender<(bool, u64)>,
+    slo: slo_read::SloState,
 }
 
 /// Progress of the initial load.
@@ -137,6 +140,11 @@ impl SourceKind for CollectorRuns {
         &families::LOADING,
         &families::LOAD_PROGRESS,
         &families::ACCOUNT_LAST_SCAN,
+        &slo::ATTAINMENT,
+        &slo::OBJECTIVE,
+        &slo::WINDOW,
+        &slo::STALE_KEY_SECONDS,
+        &slo::KEY_SECONDS,
     ];
     const STATUS_SECTIONS: &'static [&'static str] = &["collectors", "collectors_loading"];
     type Raw = RawCollectorRuns;
@@ -164,6 +172,7 @@ impl SourceKind for CollectorRuns {
                 state: Mutex::new(None),
                 load: std::sync::Mutex::new(Load::default()),
                 loaded: watch::channel((false, 0)).0,
+                slo: slo_read::SloState::new(config.slo.clone()),
             }),
         })
     }
@@ -323,6 +332,7 @@ impl Inner {
             }
         }
         let keys = settled.keys.len();
+        self.load_slo(&ctx, &settled.keys.iter().collect::<Vec<_>>()).await;
         *self.state.lock().await = Some(RunsState::from_settled(settled));
         let load = self.load_snapshot();
         tracing::info!(
@@ -417,12 +427,10 @@ impl Source for CollectorRuns {
         let (settling, open) = inner.read_range(ctx, since, None, cutoff.max(since), "collector_runs (window)").await?;
         state.ingest(settling, open, cutoff);
         let view = state.view();
-        let mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
-        Ok(SourceOutput {
-            families: mapped.families,
-            status: Some(StatusSection::new("collectors", &mapped.collectors)),
-            ..SourceOutput::default()
-        })
+        let mut mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
+        let (slo_families, collectors) = inner.slo_output(ctx, &view, &mapped.collectors, now).await;
+        mapped.families.extend(slo_families);
+        Ok(SourceOutput { families: mapped.families, status: Some(collectors), ..SourceOutput::default() })
     }
 }
 
