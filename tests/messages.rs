@@ -56,7 +56,7 @@ fn config_errors_name_keys_never_types() {
         assert_no_type_name(&text);
     }
     let web_cases: &[(&str, &str)] = &[
-        ("- a\n", "the file must be a mapping of sections (tls_server_config, basic_auth_users, http_server_config)"),
+        ("- a\n", "the file must be a mapping of sections (tls_server_config, basic_auth_users, http_server_config, rate_limit)"),
         ("tls_server_config: [1]\n", "key `tls_server_config`: must be a mapping of keys, not a sequence"),
         ("http_server_config: 1\n", "key `http_server_config`: must be a mapping of keys, not an integer `1`"),
         ("basic_auth_users: [1]\n", "key `basic_auth_users`: must be a mapping, not a sequence"),

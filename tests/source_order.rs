@@ -16,7 +16,7 @@ use polo_exporter::metrics::{encode_sets, FamilySet, Sample, Value};
 /// Families whose values move on their own between two runs a few seconds apart (background
 /// merges, other processes writing to the disk, a query running at that instant): compared by
 /// their series, not their values.
-const MOVING: [&str; 9] = [
+const MOVING: [&str; 13] = [
     "polo_clickhouse_disk_free_bytes",
     "polo_clickhouse_disk_unreserved_bytes",
     "polo_clickhouse_table_bytes_on_disk",
@@ -29,6 +29,12 @@ const MOVING: [&str; 9] = [
     // threshold, a dependency its window, in the seconds between the two passes.
     "polo_collector_keys",
     "polo_collector_dependencies_ready",
+    // The freshness SLO accrues key-seconds up to the time of each run.
+    "polo_collector_slo_attainment_ratio",
+    "polo_collector_stale_key_seconds",
+    "polo_collector_key_seconds",
+    // The server's uptime at each run.
+    "polo_clickhouse_uptime_seconds",
 ];
 
 /// Families that count other clients' queries in a time window (system.query_log): what they hold
