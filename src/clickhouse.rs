@@ -319,6 +319,11 @@ impl ClickHouse {
         format!("{}.{}", self.database, name)
     }
 
+    /// The configured database's name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     pub fn query(&self, sql: &str) -> Query {
         self.client.query(sql)
     }

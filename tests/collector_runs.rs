@@ -560,3 +560,120 @@ fn comes_up_when_every_scrape_deadline_is_shorter_than_the_initial_load() {
     assert!(exporter.log().contains("initial load finished"), "{}", exporter.log());
     eprintln!("{loading_scrapes} scrapes and {loading_documents} status documents answered while loading");
 }
+
+/// A small deterministic generator (xorshift64*): the property test's choices, repeatable from
+/// the seed it prints.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Issue 20's property: runs arrive in random order, in random batches, late (started before the
+/// previous scrape, or completed long before they are inserted), while parts merge; after every
+/// scrape every figure equals the seed SQL on the same rows. Steady scrapes read only new parts
+/// and settle the window in steps (a one-minute window settles every 15 s here).
+#[test]
+fn random_arrivals_equal_the_seed_sql_after_every_scrape() {
+    let seed = std::env::var("POLO_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_2026_u64);
+    eprintln!("property seed {seed} (POLO_TEST_SEED to repeat)");
+    let mut rng = Rng(seed | 1);
+    let ch = DevClickHouse::start();
+    let t0 = now_ms();
+    // History before the window: the initial load's share.
+    let mut f = Fixture { rows: vec![] };
+    let collectors = ["p_alpha", "p_beta", "p_gamma", "p_delta"];
+    let accounts = ["111111111111", "222222222222", "333333333333"];
+    let regions = ["us-east-1", "eu-west-1"];
+    let mut unique = 0i64;
+    let pick = |rng: &mut Rng| {
+        (collectors[rng.below(4) as usize], accounts[rng.below(3) as usize], regions[rng.below(2) as usize])
+    };
+    let status = |rng: &mut Rng| match rng.below(10) {
+        0..=5 => "succeeded",
+        6..=7 => "failed",
+        _ => "partial",
+    };
+    for _ in 0..60 {
+        let (c, a, r) = pick(&mut rng);
+        let s = t0 - 3 * HOUR + rng.below(2 * HOUR as u64) as i64;
+        unique += 1;
+        let st = status(&mut rng);
+        f.run(c, a, r, s, s + 1_000 + rng.below(300_000) as i64 + unique, st, &format!("e{}", rng.below(5)), 1);
+    }
+    f.insert(&ch);
+    let started_ms = now_ms();
+    let exporter = Exporter::start(&config(
+        &ch.url(),
+        "sources:\n  collector_runs:\n    default_expected_interval: 10m\n    late_arrival_window: 1m\n",
+    ));
+    // The exporter counts runs completed since its own start, somewhere in [started_ms, ready_ms].
+    let ready_ms = now_ms();
+    let first = exporter.scrape();
+    assert_eq!(
+        first.value("polo_exporter_source_up", &[("source", "collector_runs")]),
+        Some(1.0),
+        "{}",
+        exporter.log()
+    );
+    assert_keys_match(&ch, &first);
+    for round in 0..16 {
+        let now = now_ms();
+        let mut batch = Fixture { rows: vec![] };
+        for _ in 0..(3 + rng.below(12)) {
+            let (c, a, r) = pick(&mut rng);
+            // Started within the last 45 s (inside the one-minute window when inserted), completed
+            // up to 20 s later but not after now: many complete before the previous scrape.
+            let s = now - 45_000 + rng.below(44_000) as i64;
+            unique += 1;
+            let mut done = ((s + 100 + rng.below(20_000) as i64).min(now - 1) - (unique % 97)).max(s);
+            if (started_ms..=ready_ms).contains(&done) {
+                if started_ms - 1 < s {
+                    continue;
+                }
+                done = started_ms - 1;
+            }
+            let st = status(&mut rng);
+            batch.run(c, a, r, s, done, st, &format!("error {}", rng.below(4)), rng.below(50) as u32);
+        }
+        // Random order, random batches.
+        let n = batch.rows.len();
+        for i in (1..n).rev() {
+            batch.rows.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let cut = rng.below(n as u64) as usize;
+        let tail = batch.rows.split_off(cut);
+        batch.insert(&ch);
+        batch.rows = tail;
+        batch.insert(&ch);
+        if rng.below(3) == 0 {
+            // A merge (not FINAL) while rows are unread: parts that straddle what was read.
+            ch.exec("OPTIMIZE TABLE polo.collector_runs");
+        }
+        let m = exporter.scrape();
+        assert_eq!(
+            m.value("polo_exporter_source_up", &[("source", "collector_runs")]),
+            Some(1.0),
+            "round {round}: {}",
+            exporter.log()
+        );
+        assert_keys_match(&ch, &m);
+        let since = ch.rows(&format!(
+            "SELECT collector, status, count() AS n FROM polo.collector_runs WHERE completed_at >= fromUnixTimestamp64Milli({started_ms}) GROUP BY collector, status"
+        ));
+        for row in &since {
+            let l = [("collector", row["collector"].as_str().unwrap()), ("status", row["status"].as_str().unwrap())];
+            assert_eq!(m.value("polo_collector_runs_total", &l), Some(num(&row["n"])), "round {round} {l:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500 + rng.below(3_500)));
+    }
+}

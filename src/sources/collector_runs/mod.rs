@@ -13,8 +13,11 @@
 pub mod config;
 pub mod families;
 pub mod health;
+mod incremental;
 pub mod model;
+pub mod open;
 pub mod output;
+pub mod parts;
 pub mod slo;
 mod slo_read;
 
@@ -422,10 +425,18 @@ impl Source for CollectorRuns {
         let mut guard = inner.state.lock().await;
         let state = guard.as_mut().expect("loaded above");
         state.forget_before(now - inner.cfg.forget_after.as_millis() as i64);
-        let since = state.settled.until_ms;
-        // Read before changing anything, so a failed read leaves the state as it was.
-        let (settling, open) = inner.read_range(ctx, since, None, cutoff.max(since), "collector_runs (window)").await?;
-        state.ingest(settling, open, cutoff);
+        if state.mode == model::ReadMode::Unknown {
+            state.mode = inner.decide_mode(ctx).await?;
+        }
+        if state.mode == model::ReadMode::Parts {
+            inner.read_incrementally(ctx, state, now).await?;
+        } else {
+            let since = state.settled.until_ms;
+            // Read before changing anything, so a failed read leaves the state as it was.
+            let (settling, open) =
+                inner.read_range(ctx, since, None, cutoff.max(since), "collector_runs (window)").await?;
+            state.ingest(settling, open, cutoff);
+        }
         let view = state.view();
         let mut mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
         let (slo_families, collectors) = inner.slo_output(ctx, &view, &mapped.collectors, now).await;

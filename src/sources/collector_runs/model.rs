@@ -5,7 +5,21 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use super::open::{OpenRun, OpenRuns};
 use super::output::{Collapse, CollapseRules, Output};
+use super::parts::PartsCursor;
+
+/// How the steady scrapes read the late-arrival window (see `incremental.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadMode {
+    /// Not decided yet (the table's engine is asked at the first steady scrape).
+    #[default]
+    Unknown,
+    /// New parts only; the window's runs kept in memory.
+    Parts,
+    /// The whole window re-aggregated at every scrape.
+    Window,
+}
 
 pub const KNOWN_STATUSES: [&str; 3] = ["succeeded", "failed", "partial"];
 /// Longest error text carried in `polo_collector_last_error_info{error}`.
@@ -153,32 +167,86 @@ fn count(into: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &
     }
 }
 
-/// State kept between scrapes, so each scrape reads only runs that started in the
-/// late-arrival window instead of the whole table.
+/// State kept between scrapes, so each scrape reads only what is new instead of the whole table.
 #[derive(Debug, Default)]
 pub struct RunsState {
     pub settled: Settled,
-    /// Per key, the runs that started at or after `settled.until_ms` (as of the latest read).
+    /// Per key, the aggregate of its runs that started at or after `settled.until_ms`.
     open: HashMap<Key, Agg>,
-    /// `settled.counted` plus the open runs' counts: runs completed since the exporter started.
+    /// The open aggregates' run counts, by (collector, status).
+    open_counted: BTreeMap<(String, String), u64>,
+    /// `settled.counted` plus `open_counted`: runs completed since the exporter started.
     runs_total: BTreeMap<(String, String), u64>,
+    pub mode: ReadMode,
+    /// Parts mode: the window's runs one by one, and the parts already read.
+    pub open_runs: OpenRuns,
+    pub cursor: PartsCursor,
+    /// Parts mode: `open_runs` holds every run of the window.
+    pub open_ready: bool,
 }
 
 impl RunsState {
     pub fn from_settled(settled: Settled) -> Self {
         let runs_total = settled.counted.clone();
-        Self { settled, open: HashMap::new(), runs_total }
+        Self { settled, runs_total, ..Self::default() }
     }
 
-    /// Applies one read of the runs that started at or after `settled.until_ms`: `settling`
-    /// aggregates those that started before `new_cutoff_ms` (settled for good), `open` the rest.
+    /// Window mode: applies one read of the runs that started at or after `settled.until_ms`:
+    /// `settling` aggregates those that started before `new_cutoff_ms` (settled for good), `open`
+    /// the rest.
     pub fn ingest(&mut self, settling: Vec<(Key, Agg)>, open: Vec<(Key, Agg)>, new_cutoff_ms: i64) {
         self.settled.fold(settling, new_cutoff_ms);
-        self.runs_total = self.settled.counted.clone();
+        self.open_counted.clear();
         for (key, agg) in &open {
-            count(&mut self.runs_total, &key.0, &agg.counted);
+            count(&mut self.open_counted, &key.0, &agg.counted);
         }
         self.open = open.into_iter().collect();
+        self.total();
+    }
+
+    /// Parts mode: folds the aggregates of the runs that started in [`settled.until_ms`,
+    /// `cutoff_ms`) into the settled state and forgets those runs from the open ones.
+    pub fn settle(&mut self, settling: Vec<(Key, Agg)>, cutoff_ms: i64, counting_since_ms: i64) {
+        self.settled.fold(settling, cutoff_ms);
+        let changed = self.open_runs.settle_before(cutoff_ms);
+        self.refresh_open(changed, counting_since_ms);
+    }
+
+    /// Parts mode: adds runs read from new parts (each kept once, however often it is read).
+    pub fn add_runs(&mut self, runs: Vec<(Key, OpenRun)>, counting_since_ms: i64) {
+        let mut changed = Vec::new();
+        for (key, run) in runs {
+            if run.started_ms < self.settled.until_ms {
+                continue;
+            }
+            if self.open_runs.add(key.clone(), run) {
+                changed.push(key);
+            }
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        self.refresh_open(changed, counting_since_ms);
+    }
+
+    /// Recomputes the open aggregates of `keys` from their runs.
+    fn refresh_open(&mut self, keys: Vec<Key>, counting_since_ms: i64) {
+        for key in keys {
+            if let Some(old) = self.open.remove(&key) {
+                uncount(&mut self.open_counted, &key.0, &old.counted);
+            }
+            if let Some(agg) = self.open_runs.agg(&key, counting_since_ms) {
+                count(&mut self.open_counted, &key.0, &agg.counted);
+                self.open.insert(key, agg);
+            }
+        }
+        self.total();
+    }
+
+    fn total(&mut self) {
+        self.runs_total = self.settled.counted.clone();
+        for (k, n) in &self.open_counted {
+            *self.runs_total.entry(k.clone()).or_default() += n;
+        }
     }
 
     /// The current state of every key: settled, with the open runs folded in. Borrows where
@@ -211,6 +279,18 @@ impl RunsState {
 
     pub fn runs_total(&self) -> &BTreeMap<(String, String), u64> {
         &self.runs_total
+    }
+}
+
+fn uncount(from: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(String, u64)]) {
+    for (status, n) in counted {
+        let k = (collector.to_string(), status.clone());
+        if let Some(v) = from.get_mut(&k) {
+            *v = v.saturating_sub(*n);
+            if *v == 0 {
+                from.remove(&k);
+            }
+        }
     }
 }
 
