@@ -253,7 +253,7 @@ fn select_keys<'v, 'a>(
 #[derive(Default)]
 struct Rollup {
     by_health: [u64; 3],
-    by_status: BTreeMap<String, u64>,
+    by_status: BTreeMap<super::model::Text, u64>,
     max_consecutive_failures: u64,
     oldest_success_ms: Option<i64>,
     latest_run_ms: i64,
@@ -295,7 +295,7 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
             keys.push([collector.to_string(), name.to_string()], r.by_health[health as usize] as f64);
         }
         let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
-        statuses.extend(r.by_status.keys().map(String::as_str));
+        statuses.extend(r.by_status.keys().map(|s| s.as_str()));
         for s in statuses {
             by_status.push([collector.to_string(), s.to_string()], r.by_status.get(s).copied().unwrap_or(0) as f64);
         }
@@ -324,15 +324,15 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
     let mut rows = LAST_RUN_ROWS.family();
     let mut error = LAST_ERROR.family();
     for ((collector, account, region), state) in keys {
-        let key = || [collector.clone(), account.clone(), region.clone()];
-        let with = |extra: String| [collector.clone(), account.clone(), region.clone(), extra];
+        let key = || [collector.to_string(), account.to_string(), region.to_string()];
+        let with = |extra: String| [collector.to_string(), account.to_string(), region.to_string(), extra];
         last_run.push(key(), ms_to_s(state.last_completed_ms));
         last_success.push(key(), ms_to_s(state.last_success_ms));
         for known in KNOWN_STATUSES {
             status.push(with(known.to_string()), f64::from(u8::from(state.last_status == known)));
         }
         if !KNOWN_STATUSES.contains(&state.last_status.as_str()) {
-            status.push(with(state.last_status.clone()), 1.0);
+            status.push(with(state.last_status.to_string()), 1.0);
         }
         consecutive.push(key(), state.consecutive_failures as f64);
         partials.push(key(), state.consecutive_partials as f64);

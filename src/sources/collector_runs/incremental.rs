@@ -180,19 +180,20 @@ impl Inner {
     ) -> Result<Vec<(Key, OpenRun)>, SourceError> {
         let sql = runs_sql(&self.ch.table("collector_runs"), parts);
         let rows: Vec<RunRow> = self.ch.fetch_all(ctx, what, self.ch.query(&sql).bind(from_ms)).await?;
+        let mut names = self.names.lock().expect("names poisoned");
         Ok(rows
             .into_iter()
             .map(|r| {
                 let run = OpenRun {
                     started_ms: r.started_ms,
                     completed_ms: r.completed_ms,
-                    status: r.status.into(),
+                    status: names.text(&r.status),
                     duration_ms: r.duration_ms,
                     events: r.events_produced,
                     rows: r.rows_inserted,
-                    error: r.error.into(),
+                    error: names.text(&r.error),
                 };
-                ((r.collector, r.aws_account_id, r.aws_region), run)
+                ((names.text(&r.collector), names.text(&r.aws_account_id), names.text(&r.aws_region)), run)
             })
             .collect())
     }

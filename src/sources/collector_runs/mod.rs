@@ -19,6 +19,7 @@ pub mod open;
 pub mod output;
 pub mod parts;
 pub mod slo;
+pub mod text;
 mod slo_read;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ struct Inner {
     /// (initial load done, chunk attempts failed so far): wakes scrapes waiting on the load.
     loaded: watch::Sender<(bool, u64)>,
     slo: slo_read::SloState,
+    /// The texts of every key and state, each held once.
+    names: std::sync::Mutex<text::Interner>,
 }
 
 /// Progress of the initial load.
@@ -176,6 +179,7 @@ impl SourceKind for CollectorRuns {
                 load: std::sync::Mutex::new(Load::default()),
                 loaded: watch::channel((false, 0)).0,
                 slo: slo_read::SloState::new(config.slo.clone()),
+                names: Default::default(),
             }),
         })
     }
@@ -240,9 +244,10 @@ impl Inner {
         }
         let rows: Vec<AggRow> = self.ch.fetch_all(ctx, what, query).await?;
         let (mut settling, mut open) = (Vec::new(), Vec::new());
+        let mut names = self.names.lock().expect("names poisoned");
         for row in rows {
             let target = if row.settling == 1 { &mut settling } else { &mut open };
-            target.push(row.into_entry());
+            target.push(row.into_entry(&mut names));
         }
         Ok((settling, open))
     }
@@ -437,6 +442,8 @@ impl Source for CollectorRuns {
                 inner.read_range(ctx, since, None, cutoff.max(since), "collector_runs (window)").await?;
             state.ingest(settling, open, cutoff);
         }
+        // Texts no key refers to any more (forgotten keys, replaced errors).
+        inner.names.lock().expect("names poisoned").sweep();
         let view = state.view();
         let mut mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
         let (slo_families, collectors) = inner.slo_output(ctx, &view, &mapped.collectors, now).await;
@@ -478,24 +485,24 @@ impl crate::clickhouse::text::RowKey for AggRow {
 }
 
 impl AggRow {
-    fn into_entry(self) -> (Key, Agg) {
+    fn into_entry(self, names: &mut text::Interner) -> (Key, Agg) {
         let (statuses, counts) = self.counted;
         (
-            (self.collector, self.aws_account_id, self.aws_region),
+            (names.text(&self.collector), names.text(&self.aws_account_id), names.text(&self.aws_region)),
             Agg {
                 last_completed_ms: self.last_completed_ms,
-                last_status: self.last_status,
+                last_status: names.text(&self.last_status),
                 last_duration_ms: self.last_duration_ms,
                 last_events: self.last_events,
                 last_rows: self.last_rows,
-                last_error: self.last_error,
+                last_error: names.text(&self.last_error),
                 last_success_ms: self.last_success_ms,
                 last_non_failed_ms: self.last_non_failed_ms,
                 failed_after: self.failed_after,
                 last_non_partial_ms: self.last_non_partial_ms,
                 partial_after: self.partial_after,
                 success_events: self.success_events,
-                counted: crate::clickhouse::text::strings(statuses).into_iter().zip(counts).collect(),
+                counted: statuses.iter().map(|s| names.text(&s.0)).zip(counts).collect(),
             },
         )
     }

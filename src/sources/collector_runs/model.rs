@@ -25,8 +25,10 @@ pub const KNOWN_STATUSES: [&str; 3] = ["succeeded", "failed", "partial"];
 /// Longest error text carried in `polo_collector_last_error_info{error}`.
 pub const ERROR_LABEL_MAX_CHARS: usize = 200;
 
-/// (collector, aws_account_id, aws_region)
-pub type Key = (String, String, String);
+pub use super::text::Text;
+
+/// (collector, aws_account_id, aws_region), each text shared (see `text.rs`).
+pub type Key = (Text, Text, Text);
 
 /// The runs of one key that started within one `started_at` range, aggregated by ClickHouse:
 /// the latest run (by completed_at), the latest success and the failure and partial streaks inside
@@ -34,11 +36,11 @@ pub type Key = (String, String, String);
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Agg {
     pub last_completed_ms: i64,
-    pub last_status: String,
+    pub last_status: Text,
     pub last_duration_ms: u32,
     pub last_events: u32,
     pub last_rows: u32,
-    pub last_error: String,
+    pub last_error: Text,
     /// completed_at of the latest `succeeded` run of the range; 0 if none.
     pub last_success_ms: i64,
     /// completed_at of the latest run of the range whose status is not `failed`; 0 if none.
@@ -53,18 +55,18 @@ pub struct Agg {
     /// events_produced of the range's `succeeded` runs, in completed_at order.
     pub success_events: Vec<u32>,
     /// Runs of the range that completed since the exporter started, by status (for `runs_total`).
-    pub counted: Vec<(String, u64)>,
+    pub counted: Vec<(Text, u64)>,
 }
 
 /// What is known of one key: its latest run (by completed_at) and its failure and partial streaks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyState {
     pub last_completed_ms: i64,
-    pub last_status: String,
+    pub last_status: Text,
     pub last_duration_ms: u32,
     pub last_events: u32,
     pub last_rows: u32,
-    pub last_error: String,
+    pub last_error: Text,
     /// completed_at of the latest `succeeded` run; 0 if none.
     pub last_success_ms: i64,
     /// How many of the latest runs in a row are `failed`.
@@ -161,9 +163,9 @@ impl Settled {
     }
 }
 
-fn count(into: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(String, u64)]) {
+fn count(into: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(Text, u64)]) {
     for (status, n) in counted {
-        *into.entry((collector.to_string(), status.clone())).or_default() += n;
+        *into.entry((collector.to_string(), status.to_string())).or_default() += n;
     }
 }
 
@@ -282,9 +284,9 @@ impl RunsState {
     }
 }
 
-fn uncount(from: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(String, u64)]) {
+fn uncount(from: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(Text, u64)]) {
     for (status, n) in counted {
-        let k = (collector.to_string(), status.clone());
+        let k = (collector.to_string(), status.to_string());
         if let Some(v) = from.get_mut(&k) {
             *v = v.saturating_sub(*n);
             if *v == 0 {

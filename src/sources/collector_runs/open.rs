@@ -5,20 +5,19 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
-use super::model::{Agg, Key};
+use super::model::{Agg, Key, Text};
 
 /// One run of the window, as read from the table (the error text shared between runs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenRun {
     pub started_ms: i64,
     pub completed_ms: i64,
-    pub status: Arc<str>,
+    pub status: Text,
     pub duration_ms: u32,
     pub events: u32,
     pub rows: u32,
-    pub error: Arc<str>,
+    pub error: Text,
 }
 
 impl OpenRun {
@@ -108,20 +107,20 @@ fn aggregate(runs: &[Kept], counting_since_ms: i64) -> Agg {
     let after = |status: &str, breaker: i64| {
         order.iter().filter(|r| &*r.status == status && r.completed_ms > breaker).count() as u64
     };
-    let mut counted: Vec<(String, u64)> = Vec::new();
+    let mut counted: Vec<(Text, u64)> = Vec::new();
     for r in order.iter().filter(|r| r.completed_ms >= counting_since_ms) {
-        match counted.iter_mut().find(|(s, _)| *s == *r.status) {
+        match counted.iter_mut().find(|(s, _)| *s == r.status) {
             Some((_, n)) => *n += 1,
-            None => counted.push((r.status.to_string(), 1)),
+            None => counted.push((r.status.clone(), 1)),
         }
     }
     Agg {
         last_completed_ms: last.completed_ms,
-        last_status: last.status.to_string(),
+        last_status: last.status.clone(),
         last_duration_ms: last.duration_ms,
         last_events: last.events,
         last_rows: last.rows,
-        last_error: last.error.to_string(),
+        last_error: last.error.clone(),
         last_success_ms: latest(&|r| &*r.status == "succeeded").unwrap_or(0),
         last_non_failed_ms,
         failed_after: after("failed", last_non_failed_ms),
@@ -137,7 +136,7 @@ mod tests {
     use super::*;
 
     fn key(c: &str) -> Key {
-        (c.to_string(), "111".to_string(), "us-east-1".to_string())
+        (c.into(), "111".into(), "us-east-1".into())
     }
 
     fn run(started_s: i64, completed_s: i64, status: &str, events: u32) -> OpenRun {

@@ -244,7 +244,7 @@ impl Ledger {
         let mut seen: HashSet<&Key> = HashSet::with_capacity(view.len());
         for (key, state) in view {
             let state = state.borrow();
-            if excluded.contains(&key.1) {
+            if excluded.contains(key.1.as_str()) {
                 continue;
             }
             seen.insert(key);

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::health::{CollectorStatus, Thresholds};
 use super::model::{Key, KeyState};
 use super::slo::{self, HistAgg, History, Ledger, SloConfig};
+use super::text::Interner;
 use super::Inner;
 use crate::framework::{ErrorKind, SourceContext, SourceError};
 use crate::metrics::MetricFamily;
@@ -155,7 +156,10 @@ impl Inner {
             });
             match attempt {
                 Ok(rows) => {
-                    let aggs = rows.into_iter().map(HistRow::into_entry).collect();
+                    let aggs = {
+                        let mut names = self.names.lock().expect("names poisoned");
+                        rows.into_iter().map(|r| r.into_entry(&mut names)).collect()
+                    };
                     history.fold(aggs, &excluded, cfg);
                     start = end;
                     failures = 0;
@@ -204,9 +208,9 @@ impl Inner {
 }
 
 impl HistRow {
-    fn into_entry(self) -> (Key, HistAgg) {
+    fn into_entry(self, names: &mut Interner) -> (Key, HistAgg) {
         (
-            (self.collector, self.aws_account_id, self.aws_region),
+            (names.text(&self.collector), names.text(&self.aws_account_id), names.text(&self.aws_region)),
             HistAgg {
                 first_run_ms: self.first_run_ms,
                 first_success_ms: self.first_success_ms,

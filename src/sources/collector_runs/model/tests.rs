@@ -54,7 +54,7 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
                 last_duration_ms: ((last.completed_s - last.started_s) * 1000) as u32,
                 last_events: 5,
                 last_rows: 7,
-                last_error: if last.status == "succeeded" { String::new() } else { format!("err {}", last.started_s) },
+                last_error: if last.status == "succeeded" { Text::default() } else { format!("err {}", last.started_s).into() },
                 last_success_ms: rs
                     .iter()
                     .filter(|r| r.status == "succeeded")
@@ -66,7 +66,7 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
                 last_non_partial_ms: last_non("partial"),
                 partial_after: after("partial"),
                 success_events: rs.iter().filter(|r| r.status == "succeeded").map(|r| r.events).collect(),
-                counted: counted.into_iter().collect(),
+                counted: counted.into_iter().map(|(s, n)| (s.into(), n)).collect(),
             };
             (key, agg)
         })

@@ -55,7 +55,7 @@ impl History {
     pub fn fold(&mut self, aggs: Vec<(Key, HistAgg)>, excluded: &HashSet<String>, cfg: &CollectorsConfig) {
         let now = self.now_ms;
         for (key, agg) in aggs {
-            if excluded.contains(&key.1) {
+            if excluded.contains(key.1.as_str()) {
                 continue;
             }
             let t = Thresholds::of(cfg, &key.0);
@@ -93,7 +93,7 @@ impl History {
     ) -> Ledger {
         let now = self.now_ms;
         for (key, state) in known {
-            if excluded.contains(&key.1) || self.keys.contains_key(*key) {
+            if excluded.contains(key.1.as_str()) || self.keys.contains_key(*key) {
                 continue;
             }
             let ls = state.borrow().last_success_ms.min(self.from_ms);

@@ -24,7 +24,7 @@ fn cfg() -> CollectorsConfig {
 }
 
 fn key(collector: &str, account: &str) -> Key {
-    (collector.to_string(), account.to_string(), "us-east-1".to_string())
+    (collector.into(), account.into(), "us-east-1".into())
 }
 
 /// One run: completed_at (ms) and whether it succeeded.
@@ -197,11 +197,11 @@ fn scrapes_continue_the_history_exactly() {
 fn state(last_completed_ms: i64, last_success_ms: i64) -> KeyState {
     KeyState {
         last_completed_ms,
-        last_status: if last_success_ms == last_completed_ms { "succeeded" } else { "failed" }.to_string(),
+        last_status: if last_success_ms == last_completed_ms { "succeeded" } else { "failed" }.into(),
         last_duration_ms: 0,
         last_events: 0,
         last_rows: 0,
-        last_error: String::new(),
+        last_error: Default::default(),
         last_success_ms,
         consecutive_failures: 0,
         consecutive_partials: 0,
