@@ -235,7 +235,7 @@ fn select_keys<'v, 'a>(
                 std::cmp::Reverse(s.consecutive_failures),
                 healthy_output,
                 s.last_status == "succeeded",
-                *i,
+                view[*i].0,
             )
         };
         candidates.sort_unstable_by_key(rank);
@@ -243,8 +243,9 @@ fn select_keys<'v, 'a>(
             *dropped.entry(view[*i].0 .0.as_str()).or_default() += 1;
         }
         candidates.truncate(max);
-        candidates.sort_unstable_by_key(|(i, _)| *i);
     }
+    // The view is in no particular order: the series come out sorted by key.
+    candidates.sort_unstable_by(|(a, _), (b, _)| view[*a].0.cmp(view[*b].0));
     let selected = candidates.iter().map(|(i, _)| (view[*i].0, view[*i].1.as_ref())).collect();
     (selected, dropped)
 }

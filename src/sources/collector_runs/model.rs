@@ -173,7 +173,8 @@ fn count(into: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &
 #[derive(Debug, Default)]
 pub struct RunsState {
     pub settled: Settled,
-    /// Per key, the aggregate of its runs that started at or after `settled.until_ms`.
+    /// Window mode: per key, the aggregate of its runs that started at or after
+    /// `settled.until_ms` (parts mode computes it from `open_runs` when asked).
     open: HashMap<Key, Agg>,
     /// The open aggregates' run counts, by (collector, status).
     open_counted: BTreeMap<(String, String), u64>,
@@ -185,6 +186,8 @@ pub struct RunsState {
     pub cursor: PartsCursor,
     /// Parts mode: `open_runs` holds every run of the window.
     pub open_ready: bool,
+    /// Runs completed since then are counted in `runs_total` (the exporter's start).
+    counting_since_ms: i64,
 }
 
 impl RunsState {
@@ -209,36 +212,26 @@ impl RunsState {
     /// Parts mode: folds the aggregates of the runs that started in [`settled.until_ms`,
     /// `cutoff_ms`) into the settled state and forgets those runs from the open ones.
     pub fn settle(&mut self, settling: Vec<(Key, Agg)>, cutoff_ms: i64, counting_since_ms: i64) {
+        self.counting_since_ms = counting_since_ms;
         self.settled.fold(settling, cutoff_ms);
-        let changed = self.open_runs.settle_before(cutoff_ms);
-        self.refresh_open(changed, counting_since_ms);
+        for (collector, status) in self.open_runs.settle_before(cutoff_ms, counting_since_ms) {
+            uncount(&mut self.open_counted, &collector, &[(status, 1)]);
+        }
+        self.total();
     }
 
     /// Parts mode: adds runs read from new parts (each kept once, however often it is read).
     pub fn add_runs(&mut self, runs: Vec<(Key, OpenRun)>, counting_since_ms: i64) {
-        let mut changed = Vec::new();
+        self.counting_since_ms = counting_since_ms;
         for (key, run) in runs {
             if run.started_ms < self.settled.until_ms {
                 continue;
             }
-            if self.open_runs.add(key.clone(), run) {
-                changed.push(key);
-            }
-        }
-        changed.sort_unstable();
-        changed.dedup();
-        self.refresh_open(changed, counting_since_ms);
-    }
-
-    /// Recomputes the open aggregates of `keys` from their runs.
-    fn refresh_open(&mut self, keys: Vec<Key>, counting_since_ms: i64) {
-        for key in keys {
-            if let Some(old) = self.open.remove(&key) {
-                uncount(&mut self.open_counted, &key.0, &old.counted);
-            }
-            if let Some(agg) = self.open_runs.agg(&key, counting_since_ms) {
-                count(&mut self.open_counted, &key.0, &agg.counted);
-                self.open.insert(key, agg);
+            let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));
+            if self.open_runs.add(key, run) {
+                if let Some((collector, status)) = counted {
+                    count(&mut self.open_counted, &collector, &[(status, 1)]);
+                }
             }
         }
         self.total();
@@ -251,26 +244,39 @@ impl RunsState {
         }
     }
 
-    /// The current state of every key: settled, with the open runs folded in. Borrows where
-    /// nothing is open, so a scrape does not copy the whole key map.
+    /// The current state of every key, in no particular order: settled, with the open runs
+    /// folded in. Borrows where nothing is open, so a scrape does not copy the whole key map.
     pub fn view(&self) -> Vec<(&Key, Cow<'_, KeyState>)> {
-        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len() + self.open.len());
+        let parts = self.mode == ReadMode::Parts;
+        let open_agg = |key: &Key| -> Option<Cow<'_, Agg>> {
+            if parts {
+                self.open_runs.agg(key, self.counting_since_ms).map(Cow::Owned)
+            } else {
+                self.open.get(key).map(Cow::Borrowed)
+            }
+        };
+        let open_keys = if parts { self.open_runs.keys() } else { self.open.len() };
+        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len() + open_keys);
         for (key, state) in &self.settled.keys {
-            match self.open.get(key) {
+            match open_agg(key) {
                 Some(agg) => {
                     let mut merged = state.clone();
-                    merged.merge(agg, self.settled.collapse.collector(&key.0));
+                    merged.merge(&agg, self.settled.collapse.collector(&key.0));
                     out.push((key, Cow::Owned(merged)));
                 }
                 None => out.push((key, Cow::Borrowed(state))),
             }
         }
-        for (key, agg) in &self.open {
-            if !self.settled.keys.contains_key(key) {
-                out.push((key, Cow::Owned(KeyState::from_agg(agg, self.settled.collapse.collector(&key.0)))));
+        let only_open: Vec<&Key> = if parts {
+            self.open_runs.key_set().filter(|k| !self.settled.keys.contains_key(*k)).collect()
+        } else {
+            self.open.keys().filter(|k| !self.settled.keys.contains_key(*k)).collect()
+        };
+        for key in only_open {
+            if let Some(agg) = open_agg(key) {
+                out.push((key, Cow::Owned(KeyState::from_agg(&agg, self.settled.collapse.collector(&key.0)))));
             }
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
 

@@ -58,21 +58,34 @@ impl OpenRuns {
     }
 
     /// Forgets the runs that started before `cutoff_ms` (the settled state has them now) and
-    /// returns the keys that lost runs.
-    pub fn settle_before(&mut self, cutoff_ms: i64) -> Vec<Key> {
-        let mut changed = Vec::new();
+    /// returns (collector, status) of those that completed at or after `counting_since_ms`.
+    pub fn settle_before(&mut self, cutoff_ms: i64, counting_since_ms: i64) -> Vec<(Text, Text)> {
+        let mut uncounted = Vec::new();
         let mut removed = 0;
         self.by_key.retain(|key, runs| {
             let before = runs.len();
-            runs.retain(|k| k.run.started_ms >= cutoff_ms);
-            if runs.len() != before {
-                removed += before - runs.len();
-                changed.push(key.clone());
-            }
+            runs.retain(|k| {
+                let keep = k.run.started_ms >= cutoff_ms;
+                if !keep && k.run.completed_ms >= counting_since_ms {
+                    uncounted.push((key.0.clone(), k.run.status.clone()));
+                }
+                keep
+            });
+            removed += before - runs.len();
             !runs.is_empty()
         });
         self.runs -= removed;
-        changed
+        uncounted
+    }
+
+    /// Whether `key` has runs in the window.
+    pub fn has(&self, key: &Key) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Every key with runs in the window.
+    pub fn key_set(&self) -> impl Iterator<Item = &Key> {
+        self.by_key.keys()
     }
 
     /// The open aggregate of `key`'s runs (None without runs).
@@ -159,7 +172,7 @@ mod tests {
         assert!(open.add(key("a"), run(100, 110, "succeeded", 6)), "another row of the same times");
         assert!(open.add(key("b"), run(200, 210, "failed", 0)));
         assert_eq!((open.runs(), open.keys()), (3, 2));
-        assert_eq!(open.settle_before(150_000), vec![key("a")]);
+        assert_eq!(open.settle_before(150_000, 105_000), vec![("a".into(), "succeeded".into()); 2]);
         assert_eq!((open.runs(), open.keys()), (1, 1));
         assert!(open.agg(&key("a"), 0).is_none());
     }
