@@ -333,6 +333,23 @@ impl ClickHouse {
     where
         T: RowOwned + RowRead + text::RowKey,
     {
+        let mut rows = Vec::new();
+        self.fetch_each(ctx, what, query, |row| rows.push(row)).await?;
+        Ok(rows)
+    }
+
+    /// Runs `query` and hands each row to `each` as it is decoded, so a large answer is never
+    /// held whole; on an error the rows handed so far were all real rows of the answer.
+    pub async fn fetch_each<T>(
+        &self,
+        ctx: &SourceContext,
+        what: &str,
+        query: Query,
+        mut each: impl FnMut(T),
+    ) -> Result<(), SourceError>
+    where
+        T: RowOwned + RowRead + text::RowKey,
+    {
         let fail = |err: clickhouse::error::Error| match tls_problem(&err) {
             Some(problem) => SourceError::with_cause(
                 ErrorKind::Connect,
@@ -354,7 +371,6 @@ impl ClickHouse {
             }
         };
         let mut cursor = query.fetch::<T>().map_err(fail)?;
-        let mut rows = Vec::new();
         loop {
             let (next, invalid) = text::counting(cursor.next()).await;
             let Some(row) = next.map_err(fail)? else { break };
@@ -362,12 +378,12 @@ impl ClickHouse {
                 ctx.add(Usage::InvalidValues, invalid);
                 self.log_invalid(what, &row.key(), invalid);
             }
-            rows.push(row);
+            each(row);
         }
         if let Some(read) = cursor.summary().and_then(|s| s.read_rows()) {
             ctx.add(Usage::ClickHouseReadRows, read);
         }
-        Ok(rows)
+        Ok(())
     }
 }
 

@@ -227,18 +227,24 @@ fn select_keys<'v, 'a>(
     let max = usize::try_from(cfg.per_key_series_max_keys).unwrap_or(usize::MAX);
     let mut dropped: BTreeMap<&'a str, u64> = BTreeMap::new();
     if candidates.len() > max {
-        let rank = |(i, h): &(usize, Health)| {
-            let s = &view[*i].1;
-            let healthy_output = s.output.collapsed_runs == 0;
-            (
-                std::cmp::Reverse(*h),
-                std::cmp::Reverse(s.consecutive_failures),
-                healthy_output,
-                s.last_status == "succeeded",
-                view[*i].0,
-            )
+        // One number per key (lower = less healthy), then the key: a linear-time selection of the
+        // `max` least healthy, the same keys at every scrape for the same state.
+        let score = |i: usize, h: Health| -> u64 {
+            let s = &view[i].1;
+            let health = 2 - h as u64;
+            let streak = s.consecutive_failures.min((1 << 48) - 1);
+            (health << 62)
+                | (((1 << 48) - 1 - streak) << 2)
+                | (u64::from(s.output.collapsed_runs == 0) << 1)
+                | u64::from(s.last_status == "succeeded")
         };
-        candidates.sort_unstable_by_key(rank);
+        let mut ranked: Vec<(u64, usize, Health)> = candidates.iter().map(|&(i, h)| (score(i, h), i, h)).collect();
+        let order = |a: &(u64, usize, Health), b: &(u64, usize, Health)| {
+            a.0.cmp(&b.0).then_with(|| view[a.1].0.cmp(view[b.1].0))
+        };
+        let nth = max.saturating_sub(1).min(ranked.len() - 1);
+        ranked.select_nth_unstable_by(nth, order);
+        candidates = ranked.iter().map(|&(_, i, h)| (i, h)).collect();
         for (i, _) in &candidates[max..] {
             *dropped.entry(view[*i].0 .0.as_str()).or_default() += 1;
         }
@@ -350,11 +356,13 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
 
 /// Per account: the latest success of any collector, from the same rows as everything else here.
 fn account_last_scan(keys: &View<'_>) -> MetricFamily {
-    let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut last: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for ((_, account, _), state) in keys {
-        let scan = last.entry(account).or_insert(0);
+        let scan = last.entry(account.as_str()).or_insert(0);
         *scan = (*scan).max(state.last_success_ms);
     }
+    let mut last: Vec<(&str, i64)> = last.into_iter().collect();
+    last.sort_unstable();
     let mut family = ACCOUNT_LAST_SCAN.family();
     for (account, ms) in last {
         family.push([account.to_string()], ms_to_s(ms));

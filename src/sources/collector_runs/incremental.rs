@@ -9,12 +9,13 @@
 //! state stays equal to the table. On any other engine (a Distributed table, a view) or without
 //! `system.parts`, the whole window is re-aggregated at every scrape as before.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::model::{Key, ReadMode, RunsState};
+use super::model::{ReadMode, RunsState};
 use super::open::OpenRun;
 use super::parts::{plain_name, Part};
 use super::Inner;
@@ -31,7 +32,14 @@ pub fn settle_step(window: Duration) -> Duration {
     (window / SETTLE_STEPS_PER_WINDOW).clamp(MIN_SETTLE_STEP, MAX_SETTLE_STEP)
 }
 
-fn runs_sql(table: &str, parts: Option<&[&Part]>) -> String {
+/// Runs read by one query at most about this many (the shipped monitoring profile's
+/// `max_result_rows` is 200,001): the window is read in `started_at` spans scaled to it.
+const CHUNK_TARGET_RUNS: usize = 100_000;
+/// The first span of a chunked window read, as a share of the late-arrival window.
+const FIRST_CHUNKS_PER_WINDOW: u32 = 16;
+const MIN_CHUNK_SPAN_MS: i64 = 1_000;
+
+fn runs_sql(table: &str, parts: Option<&[&Part]>, bounded: bool) -> String {
     let from_parts = match parts {
         Some(parts) => {
             let names: Vec<String> = parts.iter().map(|p| format!("'{}'", p.name)).collect();
@@ -39,14 +47,15 @@ fn runs_sql(table: &str, parts: Option<&[&Part]>) -> String {
         }
         None => String::new(),
     };
+    let until = if bounded { " AND started_at < fromUnixTimestamp64Milli(?)" } else { "" };
     format!(
         "SELECT collector, aws_account_id, aws_region,
             toUnixTimestamp64Milli(started_at) AS started_ms,
             toUnixTimestamp64Milli(completed_at) AS completed_ms,
             toString(status) AS status, duration_ms, events_produced, rows_inserted,
-            leftUTF8(error, 2048) AS error
+            leftUTF8(error, 2048) AS error, _part AS part
         FROM {table}
-        WHERE {from_parts}started_at >= fromUnixTimestamp64Milli(?)"
+        WHERE {from_parts}started_at >= fromUnixTimestamp64Milli(?){until}"
     )
 }
 
@@ -67,6 +76,7 @@ struct RunRow {
     rows_inserted: u32,
     #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
     error: String,
+    part: String,
 }
 
 impl crate::clickhouse::text::RowKey for RunRow {
@@ -171,31 +181,75 @@ impl Inner {
             .collect())
     }
 
+    /// Reads the runs of `parts` (every part if `None`) that started at or after `from_ms` straight
+    /// into the window's runs, and returns the parts the rows came from. The whole window is read
+    /// in `started_at` spans sized to [`CHUNK_TARGET_RUNS`]; new parts in one query, in spans only
+    /// if the answer is over the profile's row limit. A read that fails half-way leaves real rows
+    /// kept, which the next read of the same parts recognises.
     async fn read_runs(
         &self,
         ctx: &SourceContext,
+        state: &mut RunsState,
         parts: Option<&[&Part]>,
         from_ms: i64,
+        now_ms: i64,
         what: &str,
-    ) -> Result<Vec<(Key, OpenRun)>, SourceError> {
-        let sql = runs_sql(&self.ch.table("collector_runs"), parts);
-        let rows: Vec<RunRow> = self.ch.fetch_all(ctx, what, self.ch.query(&sql).bind(from_ms)).await?;
-        let mut names = self.names.lock().expect("names poisoned");
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let run = OpenRun {
-                    started_ms: r.started_ms,
-                    completed_ms: r.completed_ms,
-                    status: names.text(&r.status),
-                    duration_ms: r.duration_ms,
-                    events: r.events_produced,
-                    rows: r.rows_inserted,
-                    error: names.text(&r.error),
-                };
-                ((names.text(&r.collector), names.text(&r.aws_account_id), names.text(&r.aws_region)), run)
-            })
-            .collect())
+    ) -> Result<HashSet<String>, SourceError> {
+        let since = self.started_ms;
+        let mut seen: HashSet<String> = HashSet::new();
+        let window_ms = self.cfg.late_arrival_window.as_millis() as i64;
+        let first_span = (window_ms / i64::from(FIRST_CHUNKS_PER_WINDOW)).max(MIN_CHUNK_SPAN_MS);
+        let mut span = parts.is_none().then_some(first_span);
+        let mut start = from_ms;
+        loop {
+            // The last span is open-ended: a run may start "in the future" by a skewed clock.
+            let until = span.map(|s| start + s).filter(|u| *u <= now_ms);
+            let sql = runs_sql(&self.ch.table("collector_runs"), parts, until.is_some());
+            let mut query = self.ch.query(&sql).bind(start);
+            if let Some(until) = until {
+                query = query.bind(until);
+            }
+            let mut rows = 0usize;
+            let result = self
+                .ch
+                .fetch_each(ctx, what, query, |r: RunRow| {
+                    rows += 1;
+                    if !seen.contains(&r.part) {
+                        seen.insert(r.part.clone());
+                    }
+                    let mut names = self.names.lock().expect("names poisoned");
+                    let run = OpenRun {
+                        started_ms: r.started_ms,
+                        completed_ms: r.completed_ms,
+                        status: names.text(&r.status),
+                        duration_ms: r.duration_ms,
+                        events: r.events_produced,
+                        rows: r.rows_inserted,
+                        error: names.text(&r.error),
+                    };
+                    let key = (names.text(&r.collector), names.text(&r.aws_account_id), names.text(&r.aws_region));
+                    drop(names);
+                    state.add_run(key, run, since);
+                })
+                .await;
+            state.total();
+            match (result, until) {
+                (Ok(()), None) => return Ok(seen),
+                (Ok(()), Some(until)) => {
+                    start = until;
+                    span = span.map(|s| next_chunk_span(s, rows));
+                }
+                (Err(err), _) if err.kind == ErrorKind::Limit && span != Some(MIN_CHUNK_SPAN_MS) => {
+                    span = Some(span.map_or(first_span, |s| (s / 2).max(MIN_CHUNK_SPAN_MS)));
+                    tracing::debug!(
+                        source = "collector_runs",
+                        span_ms = span,
+                        "answer over the row limit: smaller spans"
+                    );
+                }
+                (Err(err), _) => return Err(err),
+            }
+        }
     }
 
     /// A steady scrape on a MergeTree table: settles the runs that left the window when a step is
@@ -211,39 +265,38 @@ impl Inner {
         let step = settle_step(self.cfg.late_arrival_window).as_millis() as i64;
         let since = state.settled.until_ms;
         if !state.open_ready || cutoff - since >= step {
-            let (settling, _) = self
-                .read_range(ctx, since, Some(cutoff.max(since)), cutoff.max(since), "collector_runs (settling)")
-                .await?;
-            state.settle(settling, cutoff.max(since), self.started_ms);
+            self.settle(ctx, state, cutoff).await?;
         }
         let listing = self.list_parts(ctx).await?;
         let from = state.settled.until_ms;
-        let new_runs = if !state.open_ready {
+        let read: Option<(Vec<&Part>, HashSet<String>)> = if !state.open_ready {
             // The window's runs once, from every part (the parts listed before are then read).
-            let runs = self.read_runs(ctx, None, from, "collector_runs (window runs)").await?;
             state.cursor = Default::default();
-            let listed: Vec<&Part> = listing.iter().collect();
-            Some((runs, listed))
+            let seen = self.read_runs(ctx, state, None, from, now_ms, "collector_runs (window runs)").await?;
+            Some((listing.iter().collect(), seen))
         } else {
             let unread = state.cursor.unread(&listing);
             if unread.is_empty() {
                 None
             } else if unread.iter().all(|p| plain_name(&p.name)) {
-                let runs = self.read_runs(ctx, Some(&unread), from, "collector_runs (new parts)").await?;
-                Some((runs, unread))
+                let seen =
+                    self.read_runs(ctx, state, Some(&unread), from, now_ms, "collector_runs (new parts)").await?;
+                Some((unread, seen))
             } else {
                 // A part name that cannot be written as a literal: read the window from every part.
-                let runs = self.read_runs(ctx, None, from, "collector_runs (window runs)").await?;
-                Some((runs, listing.iter().collect()))
+                let seen = self.read_runs(ctx, state, None, from, now_ms, "collector_runs (window runs)").await?;
+                Some((listing.iter().collect(), seen))
             }
         };
-        if let Some((runs, read)) = new_runs {
-            // Only parts that still exist after the read were certainly part of it.
+        if let Some((read, seen)) = read {
+            // A listed part was certainly read if rows came from it or it still exists after the
+            // read (one merged away before the read began is read again through its successor).
             let after = self.list_parts(ctx).await?;
-            let still: std::collections::HashSet<&str> = after.iter().map(|p| p.name.as_str()).collect();
+            let still: HashSet<&str> = after.iter().map(|p| p.name.as_str()).collect();
             let was_first = !state.open_ready;
-            state.add_runs(runs, self.started_ms);
-            state.cursor.mark_read(read.into_iter().filter(|p| still.contains(p.name.as_str())));
+            state
+                .cursor
+                .mark_read(read.into_iter().filter(|p| seen.contains(&p.name) || still.contains(p.name.as_str())));
             state.cursor.retain_partitions(&after);
             if was_first {
                 tracing::info!(
@@ -257,4 +310,35 @@ impl Inner {
         state.open_ready = true;
         Ok(())
     }
+}
+
+impl Inner {
+    /// Settles the runs that started before `cutoff_ms`, in one read of at most about
+    /// [`CHUNK_TARGET_RUNS`] runs (the window's runs tell how many a span holds); a span over the
+    /// profile's row limit is halved and read again. What is left settles at the next scrapes.
+    async fn settle(&self, ctx: &SourceContext, state: &mut RunsState, cutoff_ms: i64) -> Result<(), SourceError> {
+        let since = state.settled.until_ms;
+        let mut end = cutoff_ms.max(since);
+        if state.open_ready {
+            end = state.open_runs.settle_end(since, end, CHUNK_TARGET_RUNS);
+        }
+        loop {
+            match self.read_range(ctx, since, Some(end), end, "collector_runs (settling)").await {
+                Ok((settling, _)) => {
+                    state.settle(settling, end, self.started_ms);
+                    return Ok(());
+                }
+                Err(err) if err.kind == ErrorKind::Limit && end - since > MIN_CHUNK_SPAN_MS => {
+                    end = since + (end - since) / 2;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// The next span of a chunked read: scaled to [`CHUNK_TARGET_RUNS`], at most doubling.
+fn next_chunk_span(span: i64, rows: usize) -> i64 {
+    let factor = if rows == 0 { 2.0 } else { (CHUNK_TARGET_RUNS as f64 / rows as f64).clamp(0.25, 2.0) };
+    ((span as f64 * factor) as i64).max(MIN_CHUNK_SPAN_MS)
 }

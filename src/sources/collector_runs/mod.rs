@@ -19,8 +19,8 @@ pub mod open;
 pub mod output;
 pub mod parts;
 pub mod slo;
-pub mod text;
 mod slo_read;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,13 +242,14 @@ impl Inner {
         if let Some(until) = until_ms {
             query = query.bind(until);
         }
-        let rows: Vec<AggRow> = self.ch.fetch_all(ctx, what, query).await?;
+        // Each row is converted as it arrives (shared texts), so the answer is never held twice.
         let (mut settling, mut open) = (Vec::new(), Vec::new());
-        let mut names = self.names.lock().expect("names poisoned");
-        for row in rows {
-            let target = if row.settling == 1 { &mut settling } else { &mut open };
-            target.push(row.into_entry(&mut names));
-        }
+        self.ch
+            .fetch_each(ctx, what, query, |row: AggRow| {
+                let target = if row.settling == 1 { &mut settling } else { &mut open };
+                target.push(row.into_entry(&mut self.names.lock().expect("names poisoned")));
+            })
+            .await?;
         Ok((settling, open))
     }
 

@@ -30,6 +30,10 @@ pub use super::text::Text;
 /// (collector, aws_account_id, aws_region), each text shared (see `text.rs`).
 pub type Key = (Text, Text, Text);
 
+/// A map with one entry per key: hashed with foldhash (a million keys are hashed several times
+/// per scrape; SipHash's protection is not needed for keys read from Polo's own table).
+pub type KeyMap<V> = HashMap<Key, V, foldhash::fast::RandomState>;
+
 /// The runs of one key that started within one `started_at` range, aggregated by ClickHouse:
 /// the latest run (by completed_at), the latest success and the failure and partial streaks inside
 /// the range.
@@ -134,7 +138,7 @@ fn streak(current: u64, breaker_ms: i64, after: u64) -> u64 {
 /// `started_at` order (the initial load's chunks, then each scrape's settling part).
 #[derive(Debug, Default)]
 pub struct Settled {
-    pub keys: HashMap<Key, KeyState>,
+    pub keys: KeyMap<KeyState>,
     pub until_ms: i64,
     /// The output-collapse thresholds the baselines are folded with.
     pub collapse: CollapseRules,
@@ -175,7 +179,7 @@ pub struct RunsState {
     pub settled: Settled,
     /// Window mode: per key, the aggregate of its runs that started at or after
     /// `settled.until_ms` (parts mode computes it from `open_runs` when asked).
-    open: HashMap<Key, Agg>,
+    open: KeyMap<Agg>,
     /// The open aggregates' run counts, by (collector, status).
     open_counted: BTreeMap<(String, String), u64>,
     /// `settled.counted` plus `open_counted`: runs completed since the exporter started.
@@ -220,24 +224,23 @@ impl RunsState {
         self.total();
     }
 
-    /// Parts mode: adds runs read from new parts (each kept once, however often it is read).
-    pub fn add_runs(&mut self, runs: Vec<(Key, OpenRun)>, counting_since_ms: i64) {
+    /// Parts mode: adds a run read from a new part (kept once, however often it is read);
+    /// `runs_total` follows at the next [`RunsState::total`].
+    pub fn add_run(&mut self, key: Key, run: OpenRun, counting_since_ms: i64) {
         self.counting_since_ms = counting_since_ms;
-        for (key, run) in runs {
-            if run.started_ms < self.settled.until_ms {
-                continue;
-            }
-            let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));
-            if self.open_runs.add(key, run) {
-                if let Some((collector, status)) = counted {
-                    count(&mut self.open_counted, &collector, &[(status, 1)]);
-                }
+        if run.started_ms < self.settled.until_ms {
+            return;
+        }
+        let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));
+        if self.open_runs.add(key, run) {
+            if let Some((collector, status)) = counted {
+                count(&mut self.open_counted, &collector, &[(status, 1)]);
             }
         }
-        self.total();
     }
 
-    fn total(&mut self) {
+    /// Recomputes `runs_total` (a few entries per collector).
+    pub fn total(&mut self) {
         self.runs_total = self.settled.counted.clone();
         for (k, n) in &self.open_counted {
             *self.runs_total.entry(k.clone()).or_default() += n;

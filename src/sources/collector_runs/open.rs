@@ -3,7 +3,6 @@
 //! whole window. Each key's open aggregate ([`Agg`]) is computed here from its runs with the
 //! same meaning as the window SQL (`range_sql`), so the settled state merges it the same way.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use super::model::{Agg, Key, Text};
@@ -40,7 +39,7 @@ struct Kept {
 /// The window's runs per key, each kept once.
 #[derive(Debug, Default)]
 pub struct OpenRuns {
-    by_key: HashMap<Key, Vec<Kept>>,
+    by_key: super::model::KeyMap<Vec<Kept>>,
     runs: usize,
 }
 
@@ -48,7 +47,8 @@ impl OpenRuns {
     /// Adds a run unless the same row is already kept; returns whether it was new.
     pub fn add(&mut self, key: Key, run: OpenRun) -> bool {
         let fingerprint = run.fingerprint();
-        let runs = self.by_key.entry(key).or_default();
+        // Most keys hold one or two runs of the window: room for two, not the default four.
+        let runs = self.by_key.entry(key).or_insert_with(|| Vec::with_capacity(2));
         if runs.iter().any(|k| k.fingerprint == fingerprint && k.run == run) {
             return false;
         }
@@ -76,6 +76,23 @@ impl OpenRuns {
         });
         self.runs -= removed;
         uncounted
+    }
+
+    /// The end of a settle read from `since_ms` towards `cutoff_ms` that holds at most about
+    /// `max_runs` of the kept runs (`cutoff_ms` if they are fewer).
+    pub fn settle_end(&self, since_ms: i64, cutoff_ms: i64, max_runs: usize) -> i64 {
+        let mut starts: Vec<i64> = self
+            .by_key
+            .values()
+            .flatten()
+            .map(|k| k.run.started_ms)
+            .filter(|s| (since_ms..cutoff_ms).contains(s))
+            .collect();
+        if starts.len() <= max_runs {
+            return cutoff_ms;
+        }
+        let (_, nth, _) = starts.select_nth_unstable(max_runs);
+        (*nth).max(since_ms + 1)
     }
 
     /// Whether `key` has runs in the window.
@@ -175,6 +192,18 @@ mod tests {
         assert_eq!(open.settle_before(150_000, 105_000), vec![("a".into(), "succeeded".into()); 2]);
         assert_eq!((open.runs(), open.keys()), (1, 1));
         assert!(open.agg(&key("a"), 0).is_none());
+    }
+
+    #[test]
+    fn a_settle_read_holds_at_most_the_runs_asked() {
+        let mut open = OpenRuns::default();
+        for i in 0..10 {
+            open.add(key(&format!("k{i}")), run(100 + i, 200 + i, "succeeded", 1));
+        }
+        assert_eq!(open.settle_end(0, 1_000_000, 10), 1_000_000, "all ten fit");
+        let end = open.settle_end(0, 1_000_000, 4);
+        assert_eq!(end, 104_000, "runs started at 100..103 s are before it");
+        assert_eq!(open.settle_end(104_000, 1_000_000, 4), 108_000);
     }
 
     #[test]

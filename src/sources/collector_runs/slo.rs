@@ -213,7 +213,7 @@ pub struct Ledger {
     window: Duration,
     /// Accounted up to here (the history's end, then the latest scrape).
     as_of_ms: i64,
-    keys: HashMap<Key, KeySli>,
+    keys: super::model::KeyMap<KeySli>,
     pub collectors: BTreeMap<String, CollectorSlo>,
 }
 
@@ -241,26 +241,34 @@ impl Ledger {
         for c in self.collectors.values_mut() {
             c.ring.advance(now_ms);
         }
-        let mut seen: HashSet<&Key> = HashSet::with_capacity(view.len());
+        // Per collector once, not per key: its thresholds and its accounting.
+        let mut thresholds: HashMap<&str, Thresholds> = HashMap::new();
         for (key, state) in view {
             let state = state.borrow();
             if excluded.contains(key.1.as_str()) {
                 continue;
             }
-            seen.insert(key);
             let first_seen = match state.last_success_ms {
                 0 => state.last_completed_ms,
                 s => s.min(state.last_completed_ms),
             };
-            let entry = *self.keys.entry((*key).clone()).or_insert(KeySli {
-                last_success_ms: 0,
-                accounted_until_ms: first_seen.max(self.as_of_ms).min(now_ms),
-            });
+            let as_of = self.as_of_ms;
+            let entry = match self.keys.get_mut(*key) {
+                Some(entry) => entry,
+                None => self
+                    .keys
+                    .entry((*key).clone())
+                    .or_insert(KeySli { last_success_ms: 0, accounted_until_ms: first_seen.max(as_of).min(now_ms) }),
+            };
             let (from, ls0) = (entry.accounted_until_ms, entry.last_success_ms);
             let ls1 = state.last_success_ms.max(ls0);
+            *entry = KeySli { last_success_ms: ls1, accounted_until_ms: now_ms.max(from) };
             let split = ls1.clamp(from, now_ms.max(from));
-            let t = Thresholds::of(cfg, &key.0);
-            let c = self.collector(&key.0, now_ms);
+            let t = *thresholds.entry(key.0.as_str()).or_insert_with(|| Thresholds::of(cfg, &key.0));
+            let c = match self.collectors.get_mut(key.0.as_str()) {
+                Some(c) => c,
+                None => self.collector(&key.0, now_ms),
+            };
             for (ls, a, b) in [(ls0, from, split), (ls1, split, now_ms)] {
                 if let Some((x, y)) = bad_span(&t, ls, a, b) {
                     c.ring.add(x, y, true);
@@ -271,9 +279,9 @@ impl Ledger {
                 c.ring.add(from, now_ms, false);
                 c.key_ms_total += now_ms - from;
             }
-            self.keys.insert((*key).clone(), KeySli { last_success_ms: ls1, accounted_until_ms: now_ms.max(from) });
         }
-        self.keys.retain(|k, _| seen.contains(k));
+        // Keys gone from the view (or now excluded) were not accounted up to now: dropped.
+        self.keys.retain(|_, k| k.accounted_until_ms >= now_ms);
         self.as_of_ms = self.as_of_ms.max(now_ms);
     }
 

@@ -54,7 +54,11 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
                 last_duration_ms: ((last.completed_s - last.started_s) * 1000) as u32,
                 last_events: 5,
                 last_rows: 7,
-                last_error: if last.status == "succeeded" { Text::default() } else { format!("err {}", last.started_s).into() },
+                last_error: if last.status == "succeeded" {
+                    Text::default()
+                } else {
+                    format!("err {}", last.started_s).into()
+                },
                 last_success_ms: rs
                     .iter()
                     .filter(|r| r.status == "succeeded")

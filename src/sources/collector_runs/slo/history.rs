@@ -1,7 +1,7 @@
 //! The SLI from history: per-key aggregates of the runs, one `completed_at` chunk at a time,
 //! folded into the buckets of a [`Ledger`] (see the parent module for the definition).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::{bad_span, KeySli, Ledger};
@@ -33,7 +33,7 @@ struct HistKey {
 #[derive(Debug)]
 pub struct History {
     ledger: Ledger,
-    keys: HashMap<Key, HistKey>,
+    keys: super::super::model::KeyMap<HistKey>,
     from_ms: i64,
     now_ms: i64,
 }
@@ -42,8 +42,8 @@ impl History {
     /// History of the runs completed in [from_ms, now_ms) (the figures are as of `now_ms`) over
     /// a window of `window`; `from_ms` should be the window's start less the largest stale threshold.
     pub fn new(window: Duration, from_ms: i64, now_ms: i64) -> Self {
-        let ledger = Ledger { window, as_of_ms: now_ms, keys: HashMap::new(), collectors: BTreeMap::new() };
-        Self { ledger, keys: HashMap::new(), from_ms, now_ms }
+        let ledger = Ledger { window, as_of_ms: now_ms, keys: Default::default(), collectors: BTreeMap::new() };
+        Self { ledger, keys: Default::default(), from_ms, now_ms }
     }
 
     /// Where the history starts: the first run's time of a key whose runs all predate it.
