@@ -301,8 +301,8 @@ impl Inner {
             if was_first {
                 tracing::info!(
                     source = "collector_runs",
-                    runs = state.open_runs.runs(),
-                    keys = state.open_runs.keys(),
+                    runs = state.open_runs,
+                    keys = state.keys(),
                     "window runs read; steady scrapes read new parts from now on"
                 );
             }
@@ -320,7 +320,7 @@ impl Inner {
         let since = state.settled.until_ms;
         let mut end = cutoff_ms.max(since);
         if state.open_ready {
-            end = state.open_runs.settle_end(since, end, CHUNK_TARGET_RUNS);
+            end = state.settle_end(since, end, CHUNK_TARGET_RUNS);
         }
         loop {
             match self.read_range(ctx, since, Some(end), end, "collector_runs (settling)").await {

@@ -341,7 +341,7 @@ impl Inner {
             }
         }
         let keys = settled.keys.len();
-        self.load_slo(&ctx, &settled.keys.iter().collect::<Vec<_>>()).await;
+        self.load_slo(&ctx, &settled.states().collect::<Vec<_>>()).await;
         *self.state.lock().await = Some(RunsState::from_settled(settled));
         let load = self.load_snapshot();
         tracing::info!(

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use super::open::{OpenRun, OpenRuns};
+use super::open::{self, Kept, OpenRun};
 use super::output::{Collapse, CollapseRules, Output};
 use super::parts::PartsCursor;
 
@@ -134,11 +134,32 @@ fn streak(current: u64, breaker_ms: i64, after: u64) -> u64 {
     }
 }
 
+/// Everything kept of one key, in one map entry (a million keys: one hash lookup and one
+/// table's slack, not three).
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// The settled runs' state (None for a key whose runs are all in the window).
+    pub state: Option<KeyState>,
+    /// Parts mode: the key's runs of the window, one by one.
+    pub runs: Vec<Kept>,
+    /// Window mode: the aggregate of the key's runs of the window.
+    pub open: Option<Box<Agg>>,
+}
+
+impl Slot {
+    fn is_empty(&self) -> bool {
+        self.state.is_none() && self.runs.is_empty() && self.open.is_none()
+    }
+}
+
 /// Per-key state of every run that started before `settled_until_ms`, built range by range in
-/// `started_at` order (the initial load's chunks, then each scrape's settling part).
+/// `started_at` order (the initial load's chunks, then each scrape's settling part), and the
+/// window's runs beside it.
 #[derive(Debug, Default)]
 pub struct Settled {
-    pub keys: KeyMap<KeyState>,
+    /// Boxed: the map's buckets (a power of two, up to twice the keys) then hold a pointer, not
+    /// a slot (at a million keys: ~120 MB less).
+    pub keys: KeyMap<Box<Slot>>,
     pub until_ms: i64,
     /// The output-collapse thresholds the baselines are folded with.
     pub collapse: CollapseRules,
@@ -156,14 +177,21 @@ impl Settled {
         for (key, agg) in aggs {
             count(&mut self.counted, &key.0, &agg.counted);
             let collapse = self.collapse.collector(&key.0);
-            match self.keys.get_mut(&key) {
+            let slot = match self.keys.get_mut(&key) {
+                Some(slot) => slot,
+                None => self.keys.entry(key).or_default(),
+            };
+            match &mut slot.state {
                 Some(state) => state.merge(&agg, collapse),
-                None => {
-                    self.keys.insert(key, KeyState::from_agg(&agg, collapse));
-                }
+                None => slot.state = Some(KeyState::from_agg(&agg, collapse)),
             }
         }
         self.until_ms = self.until_ms.max(range_end_ms);
+    }
+
+    /// Every key with a settled state.
+    pub fn states(&self) -> impl Iterator<Item = (&Key, &KeyState)> {
+        self.keys.iter().filter_map(|(k, slot)| slot.state.as_ref().map(|s| (k, s)))
     }
 }
 
@@ -177,18 +205,15 @@ fn count(into: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &
 #[derive(Debug, Default)]
 pub struct RunsState {
     pub settled: Settled,
-    /// Window mode: per key, the aggregate of its runs that started at or after
-    /// `settled.until_ms` (parts mode computes it from `open_runs` when asked).
-    open: KeyMap<Agg>,
     /// The open aggregates' run counts, by (collector, status).
     open_counted: BTreeMap<(String, String), u64>,
     /// `settled.counted` plus `open_counted`: runs completed since the exporter started.
     runs_total: BTreeMap<(String, String), u64>,
     pub mode: ReadMode,
-    /// Parts mode: the window's runs one by one, and the parts already read.
-    pub open_runs: OpenRuns,
+    /// Parts mode: the window's runs kept (in the slots), and the parts already read.
+    pub open_runs: usize,
     pub cursor: PartsCursor,
-    /// Parts mode: `open_runs` holds every run of the window.
+    /// Parts mode: the slots hold every run of the window.
     pub open_ready: bool,
     /// Runs completed since then are counted in `runs_total` (the exporter's start).
     counting_since_ms: i64,
@@ -206,22 +231,58 @@ impl RunsState {
     pub fn ingest(&mut self, settling: Vec<(Key, Agg)>, open: Vec<(Key, Agg)>, new_cutoff_ms: i64) {
         self.settled.fold(settling, new_cutoff_ms);
         self.open_counted.clear();
-        for (key, agg) in &open {
-            count(&mut self.open_counted, &key.0, &agg.counted);
+        for slot in self.settled.keys.values_mut() {
+            slot.open = None;
         }
-        self.open = open.into_iter().collect();
+        for (key, agg) in open {
+            count(&mut self.open_counted, &key.0, &agg.counted);
+            self.settled.keys.entry(key).or_default().open = Some(Box::new(agg));
+        }
+        self.settled.keys.retain(|_, slot| !slot.is_empty());
         self.total();
     }
 
     /// Parts mode: folds the aggregates of the runs that started in [`settled.until_ms`,
-    /// `cutoff_ms`) into the settled state and forgets those runs from the open ones.
+    /// `cutoff_ms`) into the settled state and forgets those runs from the window's.
     pub fn settle(&mut self, settling: Vec<(Key, Agg)>, cutoff_ms: i64, counting_since_ms: i64) {
         self.counting_since_ms = counting_since_ms;
         self.settled.fold(settling, cutoff_ms);
-        for (collector, status) in self.open_runs.settle_before(cutoff_ms, counting_since_ms) {
+        let (mut removed, mut uncounted) = (0, Vec::new());
+        self.settled.keys.retain(|key, slot| {
+            let before = slot.runs.len();
+            slot.runs.retain(|k| {
+                let keep = k.run.started_ms >= cutoff_ms;
+                if !keep && k.run.completed_ms >= counting_since_ms {
+                    uncounted.push((key.0.clone(), k.run.status.clone()));
+                }
+                keep
+            });
+            removed += before - slot.runs.len();
+            !slot.is_empty()
+        });
+        self.open_runs -= removed;
+        for (collector, status) in uncounted {
             uncount(&mut self.open_counted, &collector, &[(status, 1)]);
         }
         self.total();
+    }
+
+    /// The end of a settle read from `since_ms` towards `cutoff_ms` that holds at most about
+    /// `max_runs` of the window's runs (`cutoff_ms` if they are fewer).
+    pub fn settle_end(&self, since_ms: i64, cutoff_ms: i64, max_runs: usize) -> i64 {
+        let mut starts: Vec<i64> = self
+            .settled
+            .keys
+            .values()
+            .flat_map(|slot| slot.runs.iter())
+            .map(|k| k.run.started_ms)
+            .filter(|s| (since_ms..cutoff_ms).contains(s))
+            .collect();
+        if starts.len() <= max_runs {
+            return cutoff_ms;
+        }
+        let (_, nth, _) = starts.select_nth_unstable(max_runs);
+        (*nth).max(since_ms + 1)
     }
 
     /// Parts mode: adds a run read from a new part (kept once, however often it is read);
@@ -232,11 +293,21 @@ impl RunsState {
             return;
         }
         let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));
-        if self.open_runs.add(key, run) {
+        let slot = match self.settled.keys.get_mut(&key) {
+            Some(slot) => slot,
+            None => self.settled.keys.entry(key).or_default(),
+        };
+        if open::add(&mut slot.runs, run) {
+            self.open_runs += 1;
             if let Some((collector, status)) = counted {
                 count(&mut self.open_counted, &collector, &[(status, 1)]);
             }
         }
+    }
+
+    /// Keys with a slot (settled, in the window, or both).
+    pub fn keys(&self) -> usize {
+        self.settled.keys.len()
     }
 
     /// Recomputes `runs_total` (a few entries per collector).
@@ -247,45 +318,40 @@ impl RunsState {
         }
     }
 
-    /// The current state of every key, in no particular order: settled, with the open runs
+    /// The current state of every key, in no particular order: settled, with the window's runs
     /// folded in. Borrows where nothing is open, so a scrape does not copy the whole key map.
     pub fn view(&self) -> Vec<(&Key, Cow<'_, KeyState>)> {
-        let parts = self.mode == ReadMode::Parts;
-        let open_agg = |key: &Key| -> Option<Cow<'_, Agg>> {
-            if parts {
-                self.open_runs.agg(key, self.counting_since_ms).map(Cow::Owned)
+        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len());
+        for (key, slot) in &self.settled.keys {
+            let open: Option<Cow<'_, Agg>> = if !slot.runs.is_empty() {
+                Some(Cow::Owned(open::aggregate(&slot.runs, self.counting_since_ms)))
             } else {
-                self.open.get(key).map(Cow::Borrowed)
-            }
-        };
-        let open_keys = if parts { self.open_runs.keys() } else { self.open.len() };
-        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len() + open_keys);
-        for (key, state) in &self.settled.keys {
-            match open_agg(key) {
-                Some(agg) => {
+                slot.open.as_deref().map(Cow::Borrowed)
+            };
+            let collapse = || self.settled.collapse.collector(&key.0);
+            match (&slot.state, open) {
+                (Some(state), None) => out.push((key, Cow::Borrowed(state))),
+                (Some(state), Some(agg)) => {
                     let mut merged = state.clone();
-                    merged.merge(&agg, self.settled.collapse.collector(&key.0));
+                    merged.merge(&agg, collapse());
                     out.push((key, Cow::Owned(merged)));
                 }
-                None => out.push((key, Cow::Borrowed(state))),
-            }
-        }
-        let only_open: Vec<&Key> = if parts {
-            self.open_runs.key_set().filter(|k| !self.settled.keys.contains_key(*k)).collect()
-        } else {
-            self.open.keys().filter(|k| !self.settled.keys.contains_key(*k)).collect()
-        };
-        for key in only_open {
-            if let Some(agg) = open_agg(key) {
-                out.push((key, Cow::Owned(KeyState::from_agg(&agg, self.settled.collapse.collector(&key.0)))));
+                (None, Some(agg)) => out.push((key, Cow::Owned(KeyState::from_agg(&agg, collapse())))),
+                (None, None) => {}
             }
         }
         out
     }
 
-    /// Forgets keys whose latest run completed before `oldest_ms`, as the table's TTL does.
+    /// Forgets the settled state of keys whose latest run completed before `oldest_ms`, as the
+    /// table's TTL does.
     pub fn forget_before(&mut self, oldest_ms: i64) {
-        self.settled.keys.retain(|_, state| state.last_completed_ms >= oldest_ms);
+        self.settled.keys.retain(|_, slot| {
+            if slot.state.as_ref().is_some_and(|s| s.last_completed_ms < oldest_ms) {
+                slot.state = None;
+            }
+            !slot.is_empty()
+        });
     }
 
     pub fn runs_total(&self) -> &BTreeMap<(String, String), u64> {

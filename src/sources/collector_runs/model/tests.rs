@@ -452,3 +452,27 @@ fn maps_output_collapse_per_key_and_per_collector() {
     assert_eq!(rollup("polo_collector_run_timeout_seconds", "x"), Some(&Value::Gauge(900.0)));
     assert_eq!(rollup("polo_collector_run_timeout_seconds", "y"), Some(&Value::Gauge(60.0)));
 }
+
+#[test]
+fn a_settle_read_holds_at_most_the_runs_asked() {
+    let mut state = RunsState::from_settled(Settled::new(0, CollapseRules::default()));
+    for i in 0..10 {
+        let run = crate::sources::collector_runs::open::OpenRun {
+            started_ms: (100 + i) * 1000,
+            completed_ms: (200 + i) * 1000,
+            status: "succeeded".into(),
+            duration_ms: 1,
+            events: 1,
+            rows: 1,
+            error: Text::default(),
+        };
+        state.add_run(key(&format!("k{i}")), run, 0);
+    }
+    assert_eq!((state.open_runs, state.keys()), (10, 10));
+    assert_eq!(state.settle_end(0, 1_000_000, 10), 1_000_000, "all ten fit");
+    assert_eq!(state.settle_end(0, 1_000_000, 4), 104_000, "runs started at 100..103 s are before it");
+    assert_eq!(state.settle_end(104_000, 1_000_000, 4), 108_000);
+    state.settle(vec![], 104_000, 0);
+    assert_eq!((state.open_runs, state.keys()), (6, 6), "settled runs leave the window");
+    assert_eq!(state.runs_total().values().sum::<u64>(), 6);
+}
