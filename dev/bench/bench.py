@@ -297,8 +297,10 @@ def measure(args, ch_port, variant, keys):
             r["load_s"] = time.perf_counter() - started
             r["load_rows"] = int(metric(body, "polo_exporter_clickhouse_read_rows_total") or 0)
             log(f"[{runs.keys:,} keys] initial load {r['load_s']:.1f} s, {r['load_rows']:,} rows read")
+            qe_successes = 0.0
             if qe:
-                scrape(qe_port)  # its first execution (connection set-up) is not measured
+                # Its first execution (connection set-up) is not measured.
+                qe_successes = qe_ok(scrape(qe_port)[1])
 
             last_read = r["load_rows"]
             last_count = count(ch_port)
@@ -320,13 +322,18 @@ def measure(args, ch_port, variant, keys):
                 reads.append(total - last_read)
                 last_read = total
                 if qe:
-                    before = qe_ok(qe_body) if i else None
-                    latency, qe_body = scrape(qe_port)
-                    qe_lat.append(latency)
-                    qe_series.append(series(qe_body))
-                    qe_bytes.append(len(qe_body.encode()))
-                    if before is not None and qe_ok(qe_body) <= before:
+                    try:
+                        latency, qe_body = scrape(qe_port)
+                    except OSError as exc:  # counted, not fatal: the exporter's figures still count
+                        log(f"query-exporter scrape failed: {exc}")
                         qe_failed += 1
+                    else:
+                        qe_lat.append(latency)
+                        qe_series.append(series(qe_body))
+                        qe_bytes.append(len(qe_body.encode()))
+                        if qe_ok(qe_body) <= qe_successes:
+                            qe_failed += 1  # the query failed (its error is in query-exporter's log)
+                        qe_successes = qe_ok(qe_body)
                 # The identical statement through the dev ClickHouse: its read_rows and latency.
                 t = time.perf_counter()
                 _, summary = sql(ch_port, QE_SQL, summary=True)
@@ -356,10 +363,11 @@ def measure(args, ch_port, variant, keys):
         "seed_read_median": statistics.median(qe_reads), "seed_direct_p50_ms": statistics.median(direct_lat) * 1000,
         "seed_direct_p99_ms": percentile(direct_lat, 0.99) * 1000,
     })
+    if args.query_exporter:
+        r["qe_failed"] = qe_failed
     if qe_lat:
         r.update({"qe_p50_ms": statistics.median(qe_lat) * 1000, "qe_p99_ms": percentile(qe_lat, 0.99) * 1000,
-                  "qe_series": int(statistics.median(qe_series)), "qe_bytes": int(statistics.median(qe_bytes)),
-                  "qe_failed": qe_failed})
+                  "qe_series": int(statistics.median(qe_series)), "qe_bytes": int(statistics.median(qe_bytes))})
     r["size_s"] = time.perf_counter() - t_size
     return r
 
@@ -381,7 +389,7 @@ def polo_row(r):
 
 def qe_row(r):
     if "qe_p50_ms" not in r:
-        return [f"{r['keys']:,}", "not run", "", "", "", f"{r['seed_read_median']:,.0f}",
+        return [f"{r['keys']:,}", "every scrape failed" if r.get("qe_failed") else "not run", "", "", "", f"{r['seed_read_median']:,.0f}",
                 f"{r['seed_direct_p50_ms']:,.0f} / {r['seed_direct_p99_ms']:,.0f}"]
     return [f"{r['keys']:,}", f"{r['qe_p50_ms']:,.0f} / {r['qe_p99_ms']:,.0f}", f"{r['qe_rss_mib']:,.0f} / {r['qe_peak_mib']:,.0f}",
             f"{r['qe_series']:,}", f"{r['qe_bytes']:,}", f"{r['seed_read_median']:,.0f}",
