@@ -21,9 +21,11 @@ Per size (keys = 20 collectors x accounts x 3 regions):
    previous scrape (exact: `count()` of the table before each scrape). Rows read per scrape
    come from the exporter's own `polo_exporter_clickhouse_read_rows_total{source="collector_runs"}`.
    After each exporter scrape, query-exporter is scraped (its query has no interval, so it runs
-   the SQL at every scrape), then the identical SQL is run once more through the dev ClickHouse
-   to read its X-ClickHouse-Summary read_rows (the dev front has no per-query accounting of
-   its own): that is "rows read per query execution" of query-exporter.
+   the SQL at every scrape). Its rows read per execution come from the engine's own accounting,
+   system.query_log (read_rows of each of its executions), and, as a cross-check that needs no
+   query log, from the X-ClickHouse-Summary read_rows of the identical statement, which the bench
+   runs through the dev ClickHouse right after each query-exporter scrape (with
+   --no-query-exporter, only that: the fallback).
 
 The dev ClickHouse runs one query at a time, so every query of the three clients is serialised:
 the clients never wait for each other because the bench runs them one after the other.
@@ -253,6 +255,22 @@ def run_query_exporter(qe_binary, ch_port, d):
     return proc, port, os.path.join(d, "query-exporter.log")
 
 
+def query_log_reads(ch_port, since_us):
+    """read_rows of query-exporter's own executions of the seed SQL since `since_us`, from the dev
+    ClickHouse's system.query_log (None where the engine has none)."""
+    try:
+        sql(ch_port, "SYSTEM FLUSH LOGS")
+        out = sql(ch_port, f"""SELECT read_rows FROM system.query_log
+            WHERE type = 'QueryFinish' AND event_time_microseconds >= fromUnixTimestamp64Micro({since_us})
+              AND query LIKE '%AS polo_collector_minutes_ago%' AND query NOT LIKE '%polo-bench: direct%'
+              AND query NOT LIKE '%system.query_log%'
+            ORDER BY event_time_microseconds""")
+    except OSError as exc:
+        log(f"system.query_log not readable ({exc}); rows read come from the identical statement only")
+        return None
+    return [int(x) for x in out.split()]
+
+
 def stop(proc):
     proc.terminate()
     try:
@@ -304,6 +322,7 @@ def measure(args, ch_port, variant, keys):
 
             last_read = r["load_rows"]
             last_count = count(ch_port)
+            steady_from_us = int(sql(ch_port, "SELECT toUnixTimestamp64Micro(now64(6))").strip())
             lat, reads, floors, down = [], [], [], 0
             qe_lat, qe_series, qe_bytes, qe_reads, direct_lat, qe_failed = [], [], [], [], [], 0
             t_steady = time.perf_counter()
@@ -336,13 +355,15 @@ def measure(args, ch_port, variant, keys):
                         qe_successes = qe_ok(qe_body)
                 # The identical statement through the dev ClickHouse: its read_rows and latency.
                 t = time.perf_counter()
-                _, summary = sql(ch_port, QE_SQL, summary=True)
+                _, summary = sql(ch_port, QE_SQL + "\n/* polo-bench: direct */", summary=True)
                 direct_lat.append(time.perf_counter() - t)
                 qe_reads.append(int(summary.get("read_rows", 0)))
                 log(f"[{runs.keys:,} keys] scrape {i + 1}/{args.scrapes}: floor {floors[-1]:,}, read {reads[-1]:,.0f}, "
                     f"{lat[-1] * 1000:.0f} ms; query-exporter {qe_lat[-1] * 1000 if qe_lat else float('nan'):.0f} ms, "
                     f"seed SQL read {qe_reads[-1]:,}")
             r["series"], r["bytes"] = series(body), len(body.encode())
+            if qe:
+                r["qe_log_reads"] = query_log_reads(ch_port, steady_from_us)
             r["rss_mib"], r["peak_mib"] = memory_mib(proc.pid)
             if qe:
                 r["qe_rss_mib"], r["qe_peak_mib"] = memory_mib(qe.pid)
@@ -376,7 +397,7 @@ POLO_HEADER = ["schema", "keys", "runs in table", "active parts (start / end)", 
                "rows read / steady scrape (median, max)", "floor (median)", "× floor (median)", "amortised × floor",
                "scrape ms p50 / p99", "RSS / peak MiB", "series", "bytes"]
 QE_HEADER = ["keys", "query-exporter scrape ms p50 / p99", "RSS / peak MiB", "series", "bytes",
-             "rows read per execution (median)", "seed SQL direct ms p50 / p99"]
+             "rows read per execution, median (query_log: executions)", "identical statement: rows read median, ms p50 / p99"]
 
 
 def polo_row(r):
@@ -388,12 +409,13 @@ def polo_row(r):
 
 
 def qe_row(r):
+    direct = f"{r['seed_read_median']:,.0f}, {r['seed_direct_p50_ms']:,.0f} / {r['seed_direct_p99_ms']:,.0f}"
     if "qe_p50_ms" not in r:
-        return [f"{r['keys']:,}", "every scrape failed" if r.get("qe_failed") else "not run", "", "", "", f"{r['seed_read_median']:,.0f}",
-                f"{r['seed_direct_p50_ms']:,.0f} / {r['seed_direct_p99_ms']:,.0f}"]
+        return [f"{r['keys']:,}", "every scrape failed" if r.get("qe_failed") else "not run", "", "", "", "", direct]
+    logged = r.get("qe_log_reads")
+    own = f"{statistics.median(logged):,.0f} ({len(logged)})" if logged else "no query_log"
     return [f"{r['keys']:,}", f"{r['qe_p50_ms']:,.0f} / {r['qe_p99_ms']:,.0f}", f"{r['qe_rss_mib']:,.0f} / {r['qe_peak_mib']:,.0f}",
-            f"{r['qe_series']:,}", f"{r['qe_bytes']:,}", f"{r['seed_read_median']:,.0f}",
-            f"{r['seed_direct_p50_ms']:,.0f} / {r['seed_direct_p99_ms']:,.0f}"]
+            f"{r['qe_series']:,}", f"{r['qe_bytes']:,}", own, direct]
 
 
 def table(header, rows):
@@ -455,7 +477,8 @@ def main():
     print(table(POLO_HEADER, [polo_row(r) for r in results]))
     label = "query-exporter (seed SQL at every scrape)" if args.query_exporter else \
         "query-exporter NOT run: the seed SQL run directly through the dev ClickHouse at every scrape"
-    print(f"\n{label}; rows read = X-ClickHouse-Summary read_rows of the identical statement\n")
+    print(f"\n{label}; rows read: read_rows of query-exporter's own executions in system.query_log, and the "
+          "X-ClickHouse-Summary read_rows of the identical statement run by the bench after each scrape\n")
     print(table(QE_HEADER, [qe_row(r) for r in results]))
     print("\nper size: " + "; ".join(f"{r['keys']:,} keys {r['size_s']:.0f} s (fill {r['fill_s']:.0f} s in {r['fill_inserts']} INSERTs; "
                                      f"source down on {r['source_down_scrapes']} of {r['steady_scrapes']} scrapes"
