@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -447,6 +448,8 @@ def main():
                         help="only run the seed SQL directly through the dev ClickHouse")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args()
+    # A plain `kill` still stops the exporters and the dev ClickHouse (the `finally` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     ch_port = free_port()
     with tempfile.TemporaryDirectory(prefix="polo-bench-") as data:
