@@ -289,15 +289,21 @@ impl Inner {
             }
         };
         if let Some((read, seen)) = read {
-            // A listed part was certainly read if rows came from it or it still exists after the
-            // read (one merged away before the read began is read again through its successor).
-            let after = self.list_parts(ctx).await?;
-            let still: HashSet<&str> = after.iter().map(|p| p.name.as_str()).collect();
+            // A listed part was certainly read if rows came from it, or if it still exists after
+            // the read (one merged away before the read began is read again through its
+            // successor). Parts that gave rows need no second listing: the usual steady case.
             let was_first = !state.open_ready;
-            state
-                .cursor
-                .mark_read(read.into_iter().filter(|p| seen.contains(&p.name) || still.contains(p.name.as_str())));
-            state.cursor.retain_partitions(&after);
+            if read.iter().all(|p| seen.contains(&p.name)) {
+                state.cursor.mark_read(read);
+                state.cursor.retain_partitions(&listing);
+            } else {
+                let after = self.list_parts(ctx).await?;
+                let still: HashSet<&str> = after.iter().map(|p| p.name.as_str()).collect();
+                state
+                    .cursor
+                    .mark_read(read.into_iter().filter(|p| seen.contains(&p.name) || still.contains(p.name.as_str())));
+                state.cursor.retain_partitions(&after);
+            }
             if was_first {
                 tracing::info!(
                     source = "collector_runs",

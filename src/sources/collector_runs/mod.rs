@@ -6,9 +6,10 @@
 //! `forget_after`) runs in the background in `started_at` chunks sized to about
 //! [`LOAD_CHUNK_TARGET_ROWS`] rows read, each under the source's own timeout and retried on
 //! failure, independent of scrape deadlines; until it is done the source serves its progress, not
-//! partial data. Every later scrape reads only the runs that started within the late-arrival
-//! window (a range the recommended schema's `started_at` skip index prunes) and folds them into
-//! the state kept here.
+//! partial data. Every later scrape reads only what was inserted since the previous one: the
+//! parts not read yet (`incremental.rs`), whose runs are kept one by one until they leave the
+//! late-arrival window and settle through the exact per-key aggregate read. On a table whose
+//! parts cannot be listed, every scrape re-aggregates the whole window instead.
 
 pub mod config;
 pub mod families;
