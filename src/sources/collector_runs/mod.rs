@@ -343,7 +343,13 @@ impl Inner {
         }
         let keys = settled.keys.len();
         self.load_slo(&ctx, &settled.states().collect::<Vec<_>>()).await;
-        *self.state.lock().await = Some(RunsState::from_settled(settled));
+        let mut state = RunsState::from_settled(settled);
+        // From now on each key's SLO part lives in its slot (one pass per scrape, no second map).
+        let parts = self.slo.ledger.lock().expect("slo state poisoned").as_mut().map(slo::Ledger::take_keys);
+        if let Some(parts) = parts {
+            state.adopt_sli(parts);
+        }
+        *self.state.lock().await = Some(state);
         let load = self.load_snapshot();
         tracing::info!(
             source = "collector_runs",
@@ -446,9 +452,22 @@ impl Source for CollectorRuns {
         }
         // Texts no key refers to any more (forgotten keys, replaced errors).
         inner.names.lock().expect("names poisoned").sweep();
-        let view = state.view();
-        let mut mapped = families::map(&view, state.runs_total(), &inner.cfg, now);
-        let (slo_families, collectors) = inner.slo_output(ctx, &view, &mapped.collectors, now).await;
+        let excluded = inner.excluded_accounts(ctx).await;
+        let runs_total = state.runs_total().clone();
+        let view = {
+            let mut ledger = inner.slo.ledger.lock().expect("slo state poisoned");
+            match ledger.as_mut() {
+                Some(ledger) => {
+                    let mut pass = ledger.begin(&excluded, &inner.cfg, now);
+                    let view = state.view_accounting(|key, current, sli| pass.account(key, current, sli));
+                    pass.end();
+                    view
+                }
+                None => state.view(),
+            }
+        };
+        let mut mapped = families::map(&view, &runs_total, &inner.cfg, now);
+        let (slo_families, collectors) = inner.slo_report(&mapped.collectors, now);
         mapped.families.extend(slo_families);
         Ok(SourceOutput { families: mapped.families, status: Some(collectors), ..SourceOutput::default() })
     }

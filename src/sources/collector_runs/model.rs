@@ -134,6 +134,14 @@ fn streak(current: u64, breaker_ms: i64, after: u64) -> u64 {
     }
 }
 
+/// The freshness SLO's part of one key (`slo.rs`): the last success already accounted and up
+/// to where the key is accounted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeySli {
+    pub last_success_ms: i64,
+    pub accounted_until_ms: i64,
+}
+
 /// Everything kept of one key, in one map entry (a million keys: one hash lookup and one
 /// table's slack, not three).
 #[derive(Debug, Default)]
@@ -144,11 +152,13 @@ pub struct Slot {
     pub runs: Vec<Kept>,
     /// Window mode: the aggregate of the key's runs of the window.
     pub open: Option<Box<Agg>>,
+    /// The freshness SLO's accounting of the key.
+    pub sli: Option<KeySli>,
 }
 
 impl Slot {
     fn is_empty(&self) -> bool {
-        self.state.is_none() && self.runs.is_empty() && self.open.is_none()
+        self.state.is_none() && self.runs.is_empty() && self.open.is_none() && self.sli.is_none()
     }
 }
 
@@ -323,24 +333,51 @@ impl RunsState {
     pub fn view(&self) -> Vec<(&Key, Cow<'_, KeyState>)> {
         let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len());
         for (key, slot) in &self.settled.keys {
-            let open: Option<Cow<'_, Agg>> = if !slot.runs.is_empty() {
-                Some(Cow::Owned(open::aggregate(&slot.runs, self.counting_since_ms)))
-            } else {
-                slot.open.as_deref().map(Cow::Borrowed)
-            };
-            let collapse = || self.settled.collapse.collector(&key.0);
-            match (&slot.state, open) {
-                (Some(state), None) => out.push((key, Cow::Borrowed(state))),
-                (Some(state), Some(agg)) => {
-                    let mut merged = state.clone();
-                    merged.merge(&agg, collapse());
-                    out.push((key, Cow::Owned(merged)));
-                }
-                (None, Some(agg)) => out.push((key, Cow::Owned(KeyState::from_agg(&agg, collapse())))),
-                (None, None) => {}
+            if let Some(current) = self.current(key, &slot.state, &slot.runs, slot.open.as_deref()) {
+                out.push((key, current));
             }
         }
         out
+    }
+
+    /// [`RunsState::view`], handing each key's state and its SLO part to `account` in the same
+    /// pass (a million keys: no second map to look each one up in). Keys without a state lose
+    /// their SLO part.
+    pub fn view_accounting(
+        &mut self,
+        mut account: impl FnMut(&Key, &KeyState, &mut Option<KeySli>),
+    ) -> Vec<(&Key, Cow<'_, KeyState>)> {
+        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len());
+        let (collapse, since) = (&self.settled.collapse, self.counting_since_ms);
+        for (key, slot) in self.settled.keys.iter_mut() {
+            let Slot { state, runs, open, sli } = &mut **slot;
+            let state: &Option<KeyState> = state;
+            match current(collapse, since, key, state, runs, open.as_deref()) {
+                Some(current) => {
+                    account(key, &current, sli);
+                    out.push((key, current));
+                }
+                None => *sli = None,
+            }
+        }
+        out
+    }
+
+    fn current<'s>(
+        &'s self,
+        key: &Key,
+        state: &'s Option<KeyState>,
+        runs: &[Kept],
+        open: Option<&'s Agg>,
+    ) -> Option<Cow<'s, KeyState>> {
+        current(&self.settled.collapse, self.counting_since_ms, key, state, runs, open)
+    }
+
+    /// Hands the SLO parts the history computed to the keys' slots.
+    pub fn adopt_sli(&mut self, parts: KeyMap<KeySli>) {
+        for (key, sli) in parts {
+            self.settled.keys.entry(key).or_default().sli = Some(sli);
+        }
     }
 
     /// Forgets the settled state of keys whose latest run completed before `oldest_ms`, as the
@@ -356,6 +393,32 @@ impl RunsState {
 
     pub fn runs_total(&self) -> &BTreeMap<(String, String), u64> {
         &self.runs_total
+    }
+}
+
+/// A key's current state: its settled state with the window's runs (or aggregate) folded in.
+fn current<'s>(
+    collapse: &CollapseRules,
+    counting_since_ms: i64,
+    key: &Key,
+    state: &'s Option<KeyState>,
+    runs: &[Kept],
+    open: Option<&'s Agg>,
+) -> Option<Cow<'s, KeyState>> {
+    let open: Option<Cow<'s, Agg>> = if !runs.is_empty() {
+        Some(Cow::Owned(open::aggregate(runs, counting_since_ms)))
+    } else {
+        open.map(Cow::Borrowed)
+    };
+    match (state, open) {
+        (Some(state), None) => Some(Cow::Borrowed(state)),
+        (Some(state), Some(agg)) => {
+            let mut merged = state.clone();
+            merged.merge(&agg, collapse.collector(&key.0));
+            Some(Cow::Owned(merged))
+        }
+        (None, Some(agg)) => Some(Cow::Owned(KeyState::from_agg(&agg, collapse.collector(&key.0)))),
+        (None, None) => None,
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::config::CollectorsConfig;
 use super::health::{CollectorStatus, Health, Thresholds};
-use super::model::{Key, KeyState};
+use super::model::{Key, KeyMap, KeySli, KeyState, Text};
 use crate::metrics::{Def, MetricFamily};
 
 /// Default of `slo_window`.
@@ -200,13 +200,6 @@ pub struct CollectorSlo {
     pub key_ms_total: i64,
 }
 
-/// Per key: the last success already accounted and up to where the key is accounted.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct KeySli {
-    last_success_ms: i64,
-    accounted_until_ms: i64,
-}
-
 /// The SLI accounting of every collector, kept between scrapes.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -238,51 +231,33 @@ impl Ledger {
         cfg: &CollectorsConfig,
         now_ms: i64,
     ) {
+        let mut pass = self.begin(excluded, cfg, now_ms);
+        let mut keys = std::mem::take(&mut pass.ledger.keys);
+        let mut seen = KeyMap::default();
+        for (key, state) in view {
+            let mut sli = keys.remove(*key);
+            pass.account(key, state.borrow(), &mut sli);
+            if let Some(sli) = sli {
+                seen.insert((*key).clone(), sli);
+            }
+        }
+        pass.ledger.keys = seen;
+        pass.end();
+    }
+
+    /// Starts one scrape's accounting, for callers that keep each key's part ([`KeySli`])
+    /// beside its state (one pass over the keys, no lookup here): [`Pass::account`] every key of
+    /// the view, then [`Pass::end`]. A key not accounted is dropped by its keeper.
+    pub fn begin<'a>(&'a mut self, excluded: &'a HashSet<String>, cfg: &'a CollectorsConfig, now_ms: i64) -> Pass<'a> {
         for c in self.collectors.values_mut() {
             c.ring.advance(now_ms);
         }
-        // Per collector once, not per key: its thresholds and its accounting.
-        let mut thresholds: HashMap<&str, Thresholds> = HashMap::new();
-        for (key, state) in view {
-            let state = state.borrow();
-            if excluded.contains(key.1.as_str()) {
-                continue;
-            }
-            let first_seen = match state.last_success_ms {
-                0 => state.last_completed_ms,
-                s => s.min(state.last_completed_ms),
-            };
-            let as_of = self.as_of_ms;
-            let entry = match self.keys.get_mut(*key) {
-                Some(entry) => entry,
-                None => self
-                    .keys
-                    .entry((*key).clone())
-                    .or_insert(KeySli { last_success_ms: 0, accounted_until_ms: first_seen.max(as_of).min(now_ms) }),
-            };
-            let (from, ls0) = (entry.accounted_until_ms, entry.last_success_ms);
-            let ls1 = state.last_success_ms.max(ls0);
-            *entry = KeySli { last_success_ms: ls1, accounted_until_ms: now_ms.max(from) };
-            let split = ls1.clamp(from, now_ms.max(from));
-            let t = *thresholds.entry(key.0.as_str()).or_insert_with(|| Thresholds::of(cfg, &key.0));
-            let c = match self.collectors.get_mut(key.0.as_str()) {
-                Some(c) => c,
-                None => self.collector(&key.0, now_ms),
-            };
-            for (ls, a, b) in [(ls0, from, split), (ls1, split, now_ms)] {
-                if let Some((x, y)) = bad_span(&t, ls, a, b) {
-                    c.ring.add(x, y, true);
-                    c.stale_ms_total += y - x;
-                }
-            }
-            if now_ms > from {
-                c.ring.add(from, now_ms, false);
-                c.key_ms_total += now_ms - from;
-            }
-        }
-        // Keys gone from the view (or now excluded) were not accounted up to now: dropped.
-        self.keys.retain(|_, k| k.accounted_until_ms >= now_ms);
-        self.as_of_ms = self.as_of_ms.max(now_ms);
+        Pass { ledger: self, excluded, cfg, now_ms, thresholds: HashMap::new() }
+    }
+
+    /// The keys' parts the history left here, for a keeper that holds them from now on.
+    pub fn take_keys(&mut self) -> KeyMap<KeySli> {
+        std::mem::take(&mut self.keys)
     }
 
     /// Per collector: (bad, total) key-milliseconds over the window ending at `now_ms`.
@@ -292,6 +267,62 @@ impl Ledger {
 
     pub fn tracked_keys(&self) -> usize {
         self.keys.len()
+    }
+}
+
+/// One scrape's accounting (see [`Ledger::begin`]).
+pub struct Pass<'a> {
+    ledger: &'a mut Ledger,
+    excluded: &'a HashSet<String>,
+    cfg: &'a CollectorsConfig,
+    now_ms: i64,
+    /// Per collector once, not per key.
+    thresholds: HashMap<Text, Thresholds>,
+}
+
+impl Pass<'_> {
+    /// Accounts one key from where `sli` says it was accounted to now (`None`: a key new to the
+    /// accounting; left `None` for a key of an account not scanned).
+    pub fn account(&mut self, key: &Key, state: &KeyState, sli: &mut Option<KeySli>) {
+        let now_ms = self.now_ms;
+        if self.excluded.contains(key.1.as_str()) {
+            *sli = None;
+            return;
+        }
+        let first_seen = match state.last_success_ms {
+            0 => state.last_completed_ms,
+            s => s.min(state.last_completed_ms),
+        };
+        let as_of = self.ledger.as_of_ms;
+        let entry =
+            sli.get_or_insert(KeySli { last_success_ms: 0, accounted_until_ms: first_seen.max(as_of).min(now_ms) });
+        let (from, ls0) = (entry.accounted_until_ms, entry.last_success_ms);
+        let ls1 = state.last_success_ms.max(ls0);
+        *entry = KeySli { last_success_ms: ls1, accounted_until_ms: now_ms.max(from) };
+        let split = ls1.clamp(from, now_ms.max(from));
+        let cfg = self.cfg;
+        let t = match self.thresholds.get(&key.0) {
+            Some(t) => *t,
+            None => *self.thresholds.entry(key.0.clone()).or_insert_with(|| Thresholds::of(cfg, &key.0)),
+        };
+        let c = match self.ledger.collectors.get_mut(key.0.as_str()) {
+            Some(c) => c,
+            None => self.ledger.collector(&key.0, now_ms),
+        };
+        for (ls, a, b) in [(ls0, from, split), (ls1, split, now_ms)] {
+            if let Some((x, y)) = bad_span(&t, ls, a, b) {
+                c.ring.add(x, y, true);
+                c.stale_ms_total += y - x;
+            }
+        }
+        if now_ms > from {
+            c.ring.add(from, now_ms, false);
+            c.key_ms_total += now_ms - from;
+        }
+    }
+
+    pub fn end(self) {
+        self.ledger.as_of_ms = self.ledger.as_of_ms.max(self.now_ms);
     }
 }
 

@@ -28,7 +28,7 @@ pub const NOT_SCANNED: [&str; 3] = ["no_access", "pending_setup", "disabled"];
 #[derive(Debug, Default)]
 pub struct SloState {
     pub config: SloConfig,
-    ledger: std::sync::Mutex<Option<Ledger>>,
+    pub(super) ledger: std::sync::Mutex<Option<Ledger>>,
     /// The accounts of the latest successful read of `aws_accounts` that Polo does not scan.
     excluded: std::sync::Mutex<HashSet<String>>,
     accounts_unreadable: AtomicBool,
@@ -94,7 +94,7 @@ impl crate::clickhouse::text::RowKey for AccountRow {
 impl Inner {
     /// The accounts Polo does not scan; on failure the previous answer (one warning when the
     /// table becomes unreadable, one line when it is readable again).
-    async fn excluded_accounts(&self, ctx: &SourceContext) -> HashSet<String> {
+    pub(super) async fn excluded_accounts(&self, ctx: &SourceContext) -> HashSet<String> {
         let sql = format!(
             "SELECT aws_account_id FROM {} FINAL WHERE toString(polo_status) IN ('{}') LIMIT 1000000",
             self.ch.table("aws_accounts"),
@@ -186,22 +186,11 @@ impl Inner {
         *self.slo.ledger.lock().expect("slo state poisoned") = Some(ledger);
     }
 
-    /// A scrape's SLO: the view accounted up to `now_ms`; its families, and the status
-    /// document's collectors with their attainment.
-    pub(super) async fn slo_output<S: std::borrow::Borrow<KeyState>>(
-        &self,
-        ctx: &SourceContext,
-        view: &[(&Key, S)],
-        collectors: &[CollectorStatus],
-        now_ms: i64,
-    ) -> (Vec<MetricFamily>, StatusSection) {
-        let excluded = self.excluded_accounts(ctx).await;
-        let mut guard = self.slo.ledger.lock().expect("slo state poisoned");
-        let mut families = Vec::new();
-        if let Some(ledger) = guard.as_mut() {
-            ledger.observe(view, &excluded, &self.cfg, now_ms);
-            families = slo::families(ledger, &self.slo.config, now_ms);
-        }
+    /// A scrape's SLO, once its keys are accounted (`RunsState::view_accounting`): its families,
+    /// and the status document's collectors with their attainment.
+    pub(super) fn slo_report(&self, collectors: &[CollectorStatus], now_ms: i64) -> (Vec<MetricFamily>, StatusSection) {
+        let guard = self.slo.ledger.lock().expect("slo state poisoned");
+        let families = guard.as_ref().map(|ledger| slo::families(ledger, &self.slo.config, now_ms)).unwrap_or_default();
         let status = slo::with_slo(collectors, guard.as_ref(), &self.slo.config, now_ms);
         (families, StatusSection::new("collectors", &status))
     }
