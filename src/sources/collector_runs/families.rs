@@ -165,14 +165,37 @@ pub fn map(
     cfg: &CollectorsConfig,
     now_ms: i64,
 ) -> Mapped {
-    let mut per_collector: BTreeMap<&str, CollectorSummary> = BTreeMap::new();
-    let mut rollups: BTreeMap<&str, Rollup> = BTreeMap::new();
+    // Per collector: a few dozen, found by the shared text's address first (a million keys name
+    // them), by name when a text was not shared.
+    let mut groups: Vec<(&str, CollectorSummary, Rollup, Collapse)> = Vec::new();
     let mut healths = Vec::with_capacity(view.len());
     for (key, state) in view {
-        let summary = per_collector.entry(&key.0).or_insert_with(|| CollectorSummary::new(cfg, &key.0));
+        let name = key.0.as_str();
+        let at = match groups.iter().position(|g| std::ptr::eq(g.0, name)) {
+            Some(at) => at,
+            None => match groups.iter().position(|g| g.0 == name) {
+                Some(at) => at,
+                None => {
+                    groups.push((
+                        name,
+                        CollectorSummary::new(cfg, name),
+                        Rollup::default(),
+                        cfg.collapse.collector(name),
+                    ));
+                    groups.len() - 1
+                }
+            },
+        };
+        let (_, summary, rollup, collapse) = &mut groups[at];
         let health = summary.add(state, now_ms);
-        rollups.entry(&key.0).or_default().add(state, health, cfg.collapse.collector(&key.0));
+        rollup.add(state, health, *collapse);
         healths.push(health);
+    }
+    let mut per_collector: BTreeMap<&str, CollectorSummary> = BTreeMap::new();
+    let mut rollups: BTreeMap<&str, Rollup> = BTreeMap::new();
+    for (name, summary, rollup, _) in groups {
+        per_collector.insert(name, summary);
+        rollups.insert(name, rollup);
     }
     let (selected, dropped) = select_keys(view, &healths, cfg);
     let mut families = key_families(&selected);
@@ -356,7 +379,7 @@ fn key_families(keys: &[(&Key, &KeyState)]) -> Vec<MetricFamily> {
 
 /// Per account: the latest success of any collector, from the same rows as everything else here.
 fn account_last_scan(keys: &View<'_>) -> MetricFamily {
-    let mut last: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut last: std::collections::HashMap<&str, i64, foldhash::fast::RandomState> = Default::default();
     for ((_, account, _), state) in keys {
         let scan = last.entry(account.as_str()).or_insert(0);
         *scan = (*scan).max(state.last_success_ms);

@@ -225,8 +225,6 @@ pub struct RunsState {
     pub cursor: PartsCursor,
     /// Parts mode: the slots hold every run of the window.
     pub open_ready: bool,
-    /// Runs completed since then are counted in `runs_total` (the exporter's start).
-    counting_since_ms: i64,
 }
 
 impl RunsState {
@@ -255,7 +253,6 @@ impl RunsState {
     /// Parts mode: folds the aggregates of the runs that started in [`settled.until_ms`,
     /// `cutoff_ms`) into the settled state and forgets those runs from the window's.
     pub fn settle(&mut self, settling: Vec<(Key, Agg)>, cutoff_ms: i64, counting_since_ms: i64) {
-        self.counting_since_ms = counting_since_ms;
         self.settled.fold(settling, cutoff_ms);
         let (mut removed, mut uncounted) = (0, Vec::new());
         self.settled.keys.retain(|key, slot| {
@@ -298,7 +295,6 @@ impl RunsState {
     /// Parts mode: adds a run read from a new part (kept once, however often it is read);
     /// `runs_total` follows at the next [`RunsState::total`].
     pub fn add_run(&mut self, key: Key, run: OpenRun, counting_since_ms: i64) {
-        self.counting_since_ms = counting_since_ms;
         if run.started_ms < self.settled.until_ms {
             return;
         }
@@ -348,11 +344,11 @@ impl RunsState {
         mut account: impl FnMut(&Key, &KeyState, &mut Option<KeySli>),
     ) -> Vec<(&Key, Cow<'_, KeyState>)> {
         let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len());
-        let (collapse, since) = (&self.settled.collapse, self.counting_since_ms);
+        let collapse = &self.settled.collapse;
         for (key, slot) in self.settled.keys.iter_mut() {
             let Slot { state, runs, open, sli } = &mut **slot;
             let state: &Option<KeyState> = state;
-            match current(collapse, since, key, state, runs, open.as_deref()) {
+            match current(collapse, key, state, runs, open.as_deref()) {
                 Some(current) => {
                     account(key, &current, sli);
                     out.push((key, current));
@@ -370,7 +366,7 @@ impl RunsState {
         runs: &[Kept],
         open: Option<&'s Agg>,
     ) -> Option<Cow<'s, KeyState>> {
-        current(&self.settled.collapse, self.counting_since_ms, key, state, runs, open)
+        current(&self.settled.collapse, key, state, runs, open)
     }
 
     /// Hands the SLO parts the history computed to the keys' slots.
@@ -399,14 +395,14 @@ impl RunsState {
 /// A key's current state: its settled state with the window's runs (or aggregate) folded in.
 fn current<'s>(
     collapse: &CollapseRules,
-    counting_since_ms: i64,
     key: &Key,
     state: &'s Option<KeyState>,
     runs: &[Kept],
     open: Option<&'s Agg>,
 ) -> Option<Cow<'s, KeyState>> {
     let open: Option<Cow<'s, Agg>> = if !runs.is_empty() {
-        Some(Cow::Owned(open::aggregate(runs, counting_since_ms)))
+        // The view needs no run counts (`runs_total` is kept apart).
+        Some(Cow::Owned(open::aggregate(runs, i64::MAX)))
     } else {
         open.map(Cow::Borrowed)
     };

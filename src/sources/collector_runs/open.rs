@@ -54,9 +54,20 @@ pub fn add(runs: &mut Vec<Kept>, run: OpenRun) -> bool {
 /// What the window SQL computes for one key's runs: the latest run by completed_at, the latest
 /// success, the failure and partial streaks after the latest run that breaks them, the
 /// successes' events in completion order and the runs completed since `counting_since_ms`.
+/// `counting_since_ms` = `i64::MAX` counts nothing (a scrape's view does not need the counts).
 pub fn aggregate(runs: &[Kept], counting_since_ms: i64) -> Agg {
-    let mut order: Vec<&OpenRun> = runs.iter().map(|k| &k.run).collect();
-    order.sort_by_key(|r| r.completed_ms);
+    // Most keys have one run in the window: no allocation to order it.
+    let single: [&OpenRun; 1];
+    let many: Vec<&OpenRun>;
+    let order: &[&OpenRun] = if let [only] = runs {
+        single = [&only.run];
+        &single
+    } else {
+        let mut v: Vec<&OpenRun> = runs.iter().map(|k| &k.run).collect();
+        v.sort_by_key(|r| r.completed_ms);
+        many = v;
+        &many
+    };
     let last = order[order.len() - 1];
     let latest = |keep: &dyn Fn(&OpenRun) -> bool| order.iter().filter(|r| keep(r)).map(|r| r.completed_ms).max();
     let last_non_failed_ms = latest(&|r| &*r.status != "failed").unwrap_or(0);
