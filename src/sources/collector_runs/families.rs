@@ -281,9 +281,10 @@ fn select_keys<'v, 'a>(
 
 /// Per collector, across every key.
 #[derive(Default)]
-struct Rollup {
+struct Rollup<'a> {
     by_health: [u64; 3],
-    by_status: BTreeMap<super::model::Text, u64>,
+    /// Borrowed from the view: no reference count touched per key.
+    by_status: BTreeMap<&'a str, u64>,
     max_consecutive_failures: u64,
     oldest_success_ms: Option<i64>,
     latest_run_ms: i64,
@@ -293,13 +294,13 @@ struct Rollup {
     max_duration_ms: u32,
 }
 
-impl Rollup {
-    fn add(&mut self, state: &KeyState, health: Health, collapse: Collapse) {
+impl<'a> Rollup<'a> {
+    fn add(&mut self, state: &'a KeyState, health: Health, collapse: Collapse) {
         self.collapsed_keys += u64::from(state.output.collapsed_runs > 0);
         self.baseline_keys += u64::from(state.output.judged(collapse));
         self.max_duration_ms = self.max_duration_ms.max(state.last_duration_ms);
         self.by_health[health as usize] += 1;
-        *self.by_status.entry(state.last_status.clone()).or_default() += 1;
+        *self.by_status.entry(state.last_status.as_str()).or_default() += 1;
         self.max_consecutive_failures = self.max_consecutive_failures.max(state.consecutive_failures);
         self.oldest_success_ms =
             Some(self.oldest_success_ms.map_or(state.last_success_ms, |o| o.min(state.last_success_ms)));
@@ -308,7 +309,7 @@ impl Rollup {
     }
 }
 
-fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u64>) -> Vec<MetricFamily> {
+fn rollup_families(rollups: &BTreeMap<&str, Rollup<'_>>, dropped: &BTreeMap<&str, u64>) -> Vec<MetricFamily> {
     let mut keys = KEYS_BY_HEALTH.family();
     let mut by_status = KEYS_BY_LAST_STATUS.family();
     let mut streak = MAX_CONSECUTIVE_FAILURES.family();
@@ -325,7 +326,7 @@ fn rollup_families(rollups: &BTreeMap<&str, Rollup>, dropped: &BTreeMap<&str, u6
             keys.push([collector.to_string(), name.to_string()], r.by_health[health as usize] as f64);
         }
         let mut statuses: BTreeSet<&str> = KNOWN_STATUSES.into_iter().collect();
-        statuses.extend(r.by_status.keys().map(|s| s.as_str()));
+        statuses.extend(r.by_status.keys().copied());
         for s in statuses {
             by_status.push([collector.to_string(), s.to_string()], r.by_status.get(s).copied().unwrap_or(0) as f64);
         }
