@@ -48,8 +48,9 @@ NO_DEMO_DATA = {
 EXPECTED = {
     "PoloCollectorStale": "critical",  # cost_explorer_sync stopped 5 h ago; config_rds failing for 2 h
     "PoloCollectorFailing": "warning",  # config_rds: 4+ failures in a row
-    # The stale collectors burn their freshness budget at 200x (every key stale): the pages are
-    # inhibited by PoloCollectorStale (one incident, one page), the tickets by the critical.
+    # The stale collectors burn their freshness budget at 200x (every key stale): the pages
+    # (critical) are left out by their rules while PoloCollectorStale is pending or firing, and
+    # inhibited by it (one incident, one page); the tickets are inhibited by the critical.
     "PoloCollectorFreshnessBudgetBurn": "warning",
     "PoloAccountNoAccess": "warning",  # 100000000019
     "PoloAccountPendingSetup": "warning",  # 100000000020
@@ -329,8 +330,12 @@ def main():
         heartbeat = [n["notification"] for n in notes if n["receiver"] == "heartbeat"]
 
         def incident(n):
+            # A collector's pages are grouped by `collector` alone (no alertname among the group
+            # labels): the alert names the group holds, joined.
             g = n.get("groupLabels", {})
-            return (g.get("alertname"), g.get("collector") or g.get("queue") or g.get("aws_account_id") or g.get("function") or g.get("backend"))
+            name = (g.get("alertname") or n.get("commonLabels", {}).get("alertname")
+                    or "+".join(sorted({a["labels"]["alertname"] for a in n.get("alerts", [])})))
+            return (name, g.get("collector") or g.get("queue") or g.get("aws_account_id") or g.get("function") or g.get("backend"))
 
         pager_groups = {n["groupKey"] for n in pager}
         pager_incidents = {incident(n) for n in pager}

@@ -12,7 +12,10 @@
 3. The routes reference the intervals as documented (static).
 4. The `amtool silence add` recipe of docs/runbooks.md, run as written.
 5. Grouping: ClickHouse down (three sources) and a collector seen by two HA replicas are one
-   page each."""
+   page each.
+6. One page per collector incident: a fast freshness burn page, then the same collector's
+   PoloCollectorStale (which inhibits the burn) and PoloCollectorOutputCollapsed, land in one
+   pager group (one group key: one PagerDuty incident) and one chat group, not one per alert name."""
 
 import copy
 import datetime
@@ -269,9 +272,77 @@ def check_grouping(tmp):
             return True
 
         run_alertmanager(os.path.join(tmp, "grouping"), cfg, alerts, flushed)
-        pages = sorted((b["groupLabels"].get("alertname"), len(b["alerts"])) for r, b in sink.got if r == "pager")
-        want = [("PoloCollectorStale", 2), ("PoloExporterSourceDown", 3)]
+        pages = sorted((sorted(b["groupLabels"].items()), len(b["alerts"])) for r, b in sink.got if r == "pager")
+        want = [([("alertname", "PoloExporterSourceDown"), ("backend", "clickhouse")], 3), ([("collector", "config_rds")], 2)]
         return [] if pages == want else [f"grouping: pages {pages}, expected {want}"]
+    finally:
+        sink.server.shutdown()
+
+
+def check_collector_one_page(tmp):
+    """One collector incident, one page: the fast freshness burn pages first (it fires minutes
+    before PoloCollectorStale when every key goes stale one after the other), then the stale page
+    and the output-collapse page of the same collector arrive. All must land in the pager group
+    of the first page (the same group key, so one PagerDuty incident) and one chat group; another
+    collector's burn page is a group of its own."""
+    sink = Sink()
+    try:
+        cfg = shipped()
+        cfg["time_intervals"] = [{"name": n, "time_intervals": f()} for n, f in (("business_hours", always), ("maintenance", never))]
+        cfg["receivers"] = [r if r["name"] == "blackhole" else {"name": r["name"], "webhook_configs": [{"url": f"{sink.url}/{r['name']}", "send_resolved": True}]}
+                            for r in cfg["receivers"]]
+
+        def fast(route):
+            for k in ("group_wait", "group_interval"):
+                if k in route:
+                    route[k] = "1s"
+            for r in route.get("routes", []):
+                fast(r)
+
+        cfg["route"]["group_wait"] = "1s"
+        cfg["route"]["group_interval"] = "1s"
+        fast(cfg["route"])
+        common = {"job": "polo-exporter", "instance": "p:9820", "collector": "cur_ingest"}
+        burn = alert("PoloCollectorFreshnessBudgetBurn", "critical", burn_window="1h", **common)
+        other = alert("PoloCollectorFreshnessBudgetBurn", "critical", burn_window="6h", **dict(common, collector="config_ec2"))
+        later = [burn, other, alert("PoloCollectorStale", "critical", **common), alert("PoloCollectorOutputCollapsed", "critical", **common)]
+        state = {"posted": False}
+
+        def names(receiver):
+            return {a["labels"]["alertname"] for r, b in sink.got if r == receiver for a in b.get("alerts", [])}
+
+        def both_paged(base):
+            if "PoloCollectorFreshnessBudgetBurn" not in names("pager"):
+                return None
+            if not state["posted"]:
+                # The burn has paged: now the stale and collapse pages of the same collector.
+                urllib.request.urlopen(urllib.request.Request(base + "/alerts", data=json.dumps(later).encode(), method="POST",
+                                                              headers={"Content-Type": "application/json"}), timeout=5)
+                state["posted"] = True
+                return None
+            if not {"PoloCollectorStale", "PoloCollectorOutputCollapsed"} <= names("pager"):
+                return None
+            time.sleep(2)
+            return True
+
+        run_alertmanager(os.path.join(tmp, "collector-one-page"), cfg, [burn], both_paged)
+        wrong = []
+        for receiver in ("pager", "chat"):
+            keys = {}
+            for r, b in sink.got:
+                if r == receiver:
+                    for a in b.get("alerts", []):
+                        keys.setdefault(a["labels"]["collector"], set()).add(b["groupKey"])
+            if len(keys.get("cur_ingest", ())) != 1 or len(keys.get("config_ec2", ())) != 1 or keys["cur_ingest"] == keys["config_ec2"]:
+                wrong.append(f"one collector incident, {receiver}: the burn, stale and collapse pages of cur_ingest arrived in "
+                             f"{len(keys.get('cur_ingest', ()))} groups {sorted(keys.get('cur_ingest', ()))}, expected one "
+                             f"(and config_ec2's burn in one other group: {sorted(keys.get('config_ec2', ()))})")
+        inhibited_burn = [b for r, b in sink.got if r == "pager" and any(a["labels"]["alertname"] == "PoloCollectorStale" for a in b["alerts"])
+                          and any(a["labels"]["alertname"] == "PoloCollectorFreshnessBudgetBurn" and a["labels"]["collector"] == "cur_ingest"
+                                  and a["status"] == "firing" for a in b["alerts"])]
+        if inhibited_burn:
+            wrong.append("one collector incident: the burn page still listed as firing next to PoloCollectorStale (the inhibition)")
+        return wrong
     finally:
         sink.server.shutdown()
 
@@ -347,10 +418,11 @@ def main():
         wrong += check_time_intervals(tmp)
         wrong += check_silence_recipe(tmp)
         wrong += check_grouping(tmp)
+        wrong += check_collector_one_page(tmp)
         if wrong:
             print("\n".join(wrong))
             return 1
-        print(f"{len(CASES)} alerts, inhibitions as expected; {len(SCENARIOS)} time-interval scenarios deliver as promised; the runbooks' silence recipe works; one page per incident")
+        print(f"{len(CASES)} alerts, inhibitions as expected; {len(SCENARIOS)} time-interval scenarios deliver as promised; the runbooks' silence recipe works; one page per incident (a collector's burn, stale and collapse pages: one group)")
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

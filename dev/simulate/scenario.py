@@ -76,7 +76,7 @@ def parse(raw, path="scenario"):
         if not isinstance(inc, dict) or inc.get("kind") not in KINDS:
             raise ScenarioError(f"{where}: kind must be one of {sorted(KINDS)}")
         needs, may = KINDS[inc["kind"]]
-        allowed = {"kind", "start_s", "end_s", "expect", "name"} | needs | may
+        allowed = {"kind", "start_s", "end_s", "expect", "name", "page_alerts"} | needs | may
         if set(inc) - allowed:
             raise ScenarioError(f"{where}: unknown keys {sorted(set(inc) - allowed)} for {inc['kind']}")
         for key in needs | {"start_s", "expect"}:
@@ -84,6 +84,10 @@ def parse(raw, path="scenario"):
                 raise ScenarioError(f"{where}: `{key}` is required for {inc['kind']}")
         if inc["expect"] not in EXPECTS:
             raise ScenarioError(f"{where}: expect must be one of {EXPECTS}")
+        page_alerts = inc.get("page_alerts", [])
+        if page_alerts and (inc["expect"] != "page" or not isinstance(page_alerts, list)
+                            or not all(isinstance(a, str) and a for a in page_alerts)):
+            raise ScenarioError(f"{where}: page_alerts is a list of alert names, for expect: page only")
         start = float(inc["start_s"])
         end = float(inc.get("end_s", start))
         if not 0 <= start <= end <= duration:
@@ -109,6 +113,7 @@ def parse(raw, path="scenario"):
             "delay": seconds(inc["delay"], f"{where}.delay") if "delay" in inc else 0.0,
             "messages": int(inc.get("messages", 5)),
             "queue": inc.get("queue", "polo-events-dlq"),
+            "page_alerts": sorted(page_alerts),
         })
     return {
         "name": str(raw["name"]),

@@ -5,7 +5,8 @@ scenario's incidents in, the score out. A pager group is one Alertmanager group 
 pager receiver. A group matches an incident when one of its alerts names the incident's target
 (the collector, the account, the queue, the backend) and its first page arrives between the
 incident's start and its end plus the allowance (threshold plus `for:`, scaled, plus the
-pipeline's slack)."""
+pipeline's slack). An incident that expects a page expects exactly one pager group (one incident,
+one page), holding at least the alerts its `page_alerts` names."""
 
 # The alert each kind is meant to raise: its `for:` bounds the time to the page.
 ALERTS = {
@@ -95,8 +96,10 @@ def score(sc, notifications, for_seconds, slack_s):
         false_resolves = sum(1 for g in shown.values() for r in g["resolved"] if r < inc["end_s"])
         repages = sum(max(0, len(g["firing"]) - 1) for g in pages.values()
                       if any(r < inc["end_s"] for r in g["resolved"]))
+        paged_alerts = sorted({a.get("labels", {}).get("alertname", "") for g in pages.values() for a in g["alerts"]
+                               if names_target(inc, a, sc["accounts"])})
         if inc["expect"] == "page":
-            met = len(pages) >= 1
+            met = len(pages) == 1 and set(inc.get("page_alerts", [])) <= set(paged_alerts)
         elif inc["expect"] == "chat":
             met = not pages and len(chats) >= 1
         else:
@@ -106,6 +109,7 @@ def score(sc, notifications, for_seconds, slack_s):
             "paged": bool(pages), "pager_groups": len(pages), "chat_groups": len(chats),
             "time_to_page_s": None if first_page is None else round(first_page - inc["start_s"], 1),
             "bound_s": round(bound, 1), "false_resolves": false_resolves, "repages": repages,
+            "paged_alerts": paged_alerts,
         })
     paging = [i for i in per_incident if i["expect"] == "page"]
     false_pages = sorted(k for k in pager if k not in matched_pages)
@@ -117,6 +121,7 @@ def score(sc, notifications, for_seconds, slack_s):
         "false_resolves": sum(i["false_resolves"] for i in per_incident),
         "pager_groups": len(pager),
         "chat_groups": len(chat),
+        "pager_groups_per_paging_incident": [i["pager_groups"] for i in paging],
         "expectations_met": all(i["met"] for i in per_incident) and not false_pages,
     }
     unmatched = [{"group": k, "first_s": round(pager[k]["first"], 1),
@@ -125,10 +130,11 @@ def score(sc, notifications, for_seconds, slack_s):
 
 
 def table(result):
-    rows = [("incident", "expect", "met", "pager groups", "chat groups", "to page (s)", "bound (s)", "false resolves")]
+    rows = [("incident", "expect", "met", "pager groups", "chat groups", "to page (s)", "bound (s)", "false resolves", "paged alerts")]
     for i in result["incidents"]:
         rows.append((i["name"], i["expect"], "yes" if i["met"] else "NO", str(i["pager_groups"]), str(i["chat_groups"]),
-                     "-" if i["time_to_page_s"] is None else f"{i['time_to_page_s']:g}", f"{i['bound_s']:g}", str(i["false_resolves"])))
+                     "-" if i["time_to_page_s"] is None else f"{i['time_to_page_s']:g}", f"{i['bound_s']:g}", str(i["false_resolves"]),
+                     ", ".join(i.get("paged_alerts", [])) or "-"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(r, widths)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")

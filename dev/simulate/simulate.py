@@ -178,13 +178,20 @@ class SimStack(Stack):
 
 
 def actions(sc):
-    """(run second, what, incident) for the incidents the runner itself carries out."""
+    """(run second, what, incident) for the incidents the runner itself carries out. At one
+    second: the ends of incidents that started before, then the starts, then the ends of
+    incidents that start and end there. An exporter restart with start_s == end_s is one action
+    (its start restarts at once): its end would start a second exporter on the port the first
+    still holds (it exits, and the runner loses the first one's handle)."""
     out = []
     for inc in sc["incidents"]:
         if inc["kind"] in ("account_loses_access", "dlq_fills", "clickhouse_down", "exporter_restart"):
+            instant = inc["end_s"] == inc["start_s"]
             out.append((inc["start_s"], "start", inc))
-            out.append((inc["end_s"], "end", inc))
-    return sorted(out, key=lambda a: (a[0], a[1] == "start"))
+            if not (instant and inc["kind"] == "exporter_restart"):
+                out.append((inc["end_s"], "end", inc))
+    order = {"end": 0, "start": 1}
+    return sorted(out, key=lambda a: (a[0], 2 if a[1] == "end" and a[2]["end_s"] == a[2]["start_s"] else order[a[1]]))
 
 
 def carry_out(stack, what, inc):

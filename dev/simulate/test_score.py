@@ -47,6 +47,32 @@ class ScoreTest(unittest.TestCase):
         self.assertEqual(r["totals"]["false_resolves"], 1)
         self.assertEqual(r["incidents"][0]["repages"], 1)
 
+    def test_a_page_expects_exactly_one_pager_group(self):
+        # The full outage of a collector as it paged before the per-collector group: the fast
+        # freshness burn in one group, PoloCollectorStale in another. Two pages: not met.
+        s = sc({"kind": "collector_stops", "collector": "a", "start_s": 10, "end_s": 80, "expect": "page"})
+        two = [note("pager", 30, "burn", alertname="PoloCollectorFreshnessBudgetBurn", collector="a"),
+               note("pager", 40, "stale", alertname="PoloCollectorStale", collector="a")]
+        r = score.score(s, two, self.FOR, 10)
+        self.assertFalse(r["incidents"][0]["met"])
+        self.assertEqual((r["totals"]["extra_groups"], r["totals"]["pager_groups_per_paging_incident"]), (1, [2]))
+        self.assertFalse(r["totals"]["expectations_met"])
+        # One group (group key per collector) holding both: met.
+        one = [note("pager", 30, "c", alertname="PoloCollectorFreshnessBudgetBurn", collector="a"),
+               note("pager", 40, "c", alertname="PoloCollectorStale", collector="a")]
+        r = score.score(s, one, self.FOR, 10)
+        self.assertTrue(r["incidents"][0]["met"])
+        self.assertEqual(r["incidents"][0]["paged_alerts"], ["PoloCollectorFreshnessBudgetBurn", "PoloCollectorStale"])
+        self.assertEqual(r["totals"]["pager_groups_per_paging_incident"], [1])
+
+    def test_page_alerts_must_be_in_the_page(self):
+        s = sc({"kind": "collector_fails", "collector": "a", "accounts": 2, "start_s": 10, "end_s": 80, "expect": "page",
+                "page_alerts": ["PoloCollectorFreshnessBudgetBurn"]})
+        r = score.score(s, [note("pager", 40, "g", alertname="PoloCollectorFailing", collector="a")], self.FOR, 10)
+        self.assertFalse(r["incidents"][0]["met"])
+        r = score.score(s, [note("pager", 40, "g", alertname="PoloCollectorFreshnessBudgetBurn", collector="a")], self.FOR, 10)
+        self.assertTrue(r["incidents"][0]["met"])
+
     def test_chat_expectation_fails_on_a_page(self):
         s = sc({"kind": "collector_fails", "collector": "a", "start_s": 10, "end_s": 50, "expect": "chat"})
         r = score.score(s, [note("chat", 40, "c", collector="a"), note("pager", 41, "p", collector="a")], self.FOR, 10)
@@ -69,13 +95,24 @@ class ScalingTest(unittest.TestCase):
         self.assertEqual(simulate.scaled("30s", 60), "1000ms")
 
 
+class ActionsTest(unittest.TestCase):
+    def test_an_instant_exporter_restart_is_one_action_and_ends_come_before_starts(self):
+        import simulate
+        s = sc({"kind": "exporter_restart", "start_s": 50, "end_s": 50, "expect": "none"},
+               {"kind": "dlq_fills", "start_s": 10, "end_s": 50, "expect": "page"},
+               {"kind": "dlq_fills", "start_s": 50, "end_s": 50, "expect": "page"})
+        got = [(at, what, inc["index"]) for at, what, inc in simulate.actions(s)]
+        self.assertEqual(got, [(10, "start", 1), (50, "end", 1), (50, "start", 0), (50, "start", 2), (50, "end", 2)])
+
+
 class ScenarioTest(unittest.TestCase):
     def test_rejects_what_it_cannot_run(self):
         for bad in ({"kind": "nope", "start_s": 1, "expect": "page"},
                     {"kind": "collector_stops", "collector": "zz", "start_s": 1, "expect": "page"},
                     {"kind": "collector_stops", "collector": "a", "start_s": 1, "expect": "maybe"},
                     {"kind": "collector_stops", "collector": "a", "start_s": 90, "end_s": 200, "expect": "page"},
-                    {"kind": "account_loses_access", "account": 3, "start_s": 1, "expect": "chat"}):
+                    {"kind": "account_loses_access", "account": 3, "start_s": 1, "expect": "chat"},
+                    {"kind": "collector_fails", "collector": "a", "start_s": 1, "expect": "chat", "page_alerts": ["X"]}):
             with self.assertRaises(scenario.ScenarioError, msg=str(bad)):
                 sc(bad)
 
