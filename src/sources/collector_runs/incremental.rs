@@ -268,6 +268,7 @@ impl Inner {
             self.settle(ctx, state, cutoff).await?;
         }
         let listing = self.list_parts(ctx).await?;
+        state.cursor.forget_restarted(&listing);
         let from = state.settled.until_ms;
         let read: Option<(Vec<&Part>, HashSet<String>)> = if !state.open_ready {
             // The window's runs once, from every part (the parts listed before are then read).

@@ -51,6 +51,22 @@ impl PartsCursor {
         }
     }
 
+    /// Forgets what was read of a partition whose newest block is older than what was read of
+    /// it: its block numbers started again (the table was truncated or recreated and the server
+    /// restarted), so its new parts would look read. Its window is then read again (each run
+    /// kept once). Call with every listing before [`PartsCursor::unread`].
+    pub fn forget_restarted(&mut self, listing: &[Part]) {
+        let mut newest: HashMap<&str, i64> = HashMap::new();
+        for p in listing {
+            let n = newest.entry(p.partition_id.as_str()).or_insert(i64::MIN);
+            *n = (*n).max(p.max_block);
+        }
+        self.read.retain(|partition, ranges| {
+            let read_max = ranges.last().map_or(i64::MIN, |r| r.1);
+            newest.get(partition.as_str()).is_none_or(|n| *n >= read_max)
+        });
+    }
+
     /// Forgets partitions that are gone (dropped, or emptied by the TTL).
     pub fn retain_partitions(&mut self, listing: &[Part]) {
         let live: std::collections::HashSet<&str> = listing.iter().map(|p| p.partition_id.as_str()).collect();
@@ -127,6 +143,21 @@ mod tests {
         assert_eq!(names(cursor.unread(&[part("202501", 1, 1, 0)])), ["202501_1_1_0"]);
         cursor.retain_partitions(&[part("202501", 1, 1, 0)]);
         assert_eq!(cursor.ranges(), 0);
+    }
+
+    #[test]
+    fn block_numbers_that_start_again_are_not_taken_for_read() {
+        let mut cursor = PartsCursor::default();
+        cursor.mark_read(&[part("all", 1, 40, 3)]);
+        // Truncated and restarted between two scrapes: new inserts numbered from 1 again.
+        let listing = vec![part("all", 1, 1, 0), part("all", 2, 2, 0)];
+        assert!(cursor.unread(&listing).is_empty(), "without the check they would look read");
+        cursor.forget_restarted(&listing);
+        assert_eq!(names(cursor.unread(&listing)), ["all_1_1_0", "all_2_2_0"]);
+        // A partition whose newest block is the newest read is left alone.
+        cursor.mark_read(&listing);
+        cursor.forget_restarted(&[part("all", 1, 2, 1)]);
+        assert!(cursor.unread(&[part("all", 1, 2, 1)]).is_empty());
     }
 
     #[test]
