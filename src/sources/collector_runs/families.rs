@@ -1,6 +1,5 @@
 //! The families of `collector_runs`, declared once, and the pure mapping from the per-key view.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::config::{CollectorsConfig, PerKeySeries};
@@ -157,7 +156,7 @@ pub struct Mapped {
     pub collectors: Vec<CollectorStatus>,
 }
 
-pub type View<'a> = [(&'a Key, Cow<'a, KeyState>)];
+pub type View<'a> = [(&'a Key, &'a KeyState)];
 
 pub fn map(
     view: &View<'_>,
@@ -244,7 +243,7 @@ fn select_keys<'v, 'a>(
         PerKeySeries::None => Vec::new(),
         PerKeySeries::All => healths.iter().copied().enumerate().collect(),
         PerKeySeries::Unhealthy => {
-            healths.iter().copied().enumerate().filter(|(i, h)| unhealthy(&view[*i].1, *h)).collect()
+            healths.iter().copied().enumerate().filter(|(i, h)| unhealthy(view[*i].1, *h)).collect()
         }
     };
     let max = usize::try_from(cfg.per_key_series_max_keys).unwrap_or(usize::MAX);
@@ -275,7 +274,7 @@ fn select_keys<'v, 'a>(
     }
     // The view is in no particular order: the series come out sorted by key.
     candidates.sort_unstable_by(|(a, _), (b, _)| view[*a].0.cmp(view[*b].0));
-    let selected = candidates.iter().map(|(i, _)| (view[*i].0, view[*i].1.as_ref())).collect();
+    let selected = candidates.iter().map(|(i, _)| (view[*i].0, view[*i].1)).collect();
     (selected, dropped)
 }
 

@@ -154,6 +154,11 @@ pub struct Slot {
     pub open: Option<Box<Agg>>,
     /// The freshness SLO's accounting of the key.
     pub sli: Option<KeySli>,
+    /// The key's current state when it has window runs (settled state with them folded in),
+    /// kept until they or the state change, so a scrape recomputes only the keys that changed.
+    current: Option<KeyState>,
+    /// `current` is out of date.
+    dirty: bool,
 }
 
 impl Slot {
@@ -195,6 +200,7 @@ impl Settled {
                 Some(state) => state.merge(&agg, collapse),
                 None => slot.state = Some(KeyState::from_agg(&agg, collapse)),
             }
+            slot.dirty = true;
         }
         self.until_ms = self.until_ms.max(range_end_ms);
     }
@@ -241,10 +247,13 @@ impl RunsState {
         self.open_counted.clear();
         for slot in self.settled.keys.values_mut() {
             slot.open = None;
+            slot.dirty = true;
         }
         for (key, agg) in open {
             count(&mut self.open_counted, &key.0, &agg.counted);
-            self.settled.keys.entry(key).or_default().open = Some(Box::new(agg));
+            let slot = self.settled.keys.entry(key).or_default();
+            slot.open = Some(Box::new(agg));
+            slot.dirty = true;
         }
         self.settled.keys.retain(|_, slot| !slot.is_empty());
         self.total();
@@ -265,6 +274,7 @@ impl RunsState {
                 keep
             });
             removed += before - slot.runs.len();
+            slot.dirty |= before != slot.runs.len();
             !slot.is_empty()
         });
         self.open_runs -= removed;
@@ -304,6 +314,7 @@ impl RunsState {
             None => self.settled.keys.entry(key).or_default(),
         };
         if open::add(&mut slot.runs, run) {
+            slot.dirty = true;
             self.open_runs += 1;
             if let Some((collector, status)) = counted {
                 count(&mut self.open_counted, &collector, &[(status, 1)]);
@@ -325,15 +336,9 @@ impl RunsState {
     }
 
     /// The current state of every key, in no particular order: settled, with the window's runs
-    /// folded in. Borrows where nothing is open, so a scrape does not copy the whole key map.
-    pub fn view(&self) -> Vec<(&Key, Cow<'_, KeyState>)> {
-        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len());
-        for (key, slot) in &self.settled.keys {
-            if let Some(current) = self.current(key, &slot.state, &slot.runs, slot.open.as_deref()) {
-                out.push((key, current));
-            }
-        }
-        out
+    /// folded in (recomputed only for the keys whose runs or state changed since the last view).
+    pub fn view(&mut self) -> Vec<(&Key, &KeyState)> {
+        self.view_accounting(|_, _, _| {})
     }
 
     /// [`RunsState::view`], handing each key's state and its SLO part to `account` in the same
@@ -342,31 +347,26 @@ impl RunsState {
     pub fn view_accounting(
         &mut self,
         mut account: impl FnMut(&Key, &KeyState, &mut Option<KeySli>),
-    ) -> Vec<(&Key, Cow<'_, KeyState>)> {
-        let mut out: Vec<(&Key, Cow<'_, KeyState>)> = Vec::with_capacity(self.settled.keys.len());
+    ) -> Vec<(&Key, &KeyState)> {
+        let mut out: Vec<(&Key, &KeyState)> = Vec::with_capacity(self.settled.keys.len());
         let collapse = &self.settled.collapse;
         for (key, slot) in self.settled.keys.iter_mut() {
-            let Slot { state, runs, open, sli } = &mut **slot;
-            let state: &Option<KeyState> = state;
-            match current(collapse, key, state, runs, open.as_deref()) {
-                Some(current) => {
-                    account(key, &current, sli);
-                    out.push((key, current));
+            let slot: &mut Slot = slot;
+            if slot.dirty {
+                slot.current = current(collapse, key, &slot.state, &slot.runs, slot.open.as_deref());
+                slot.dirty = false;
+            }
+            let Slot { state, current, sli, .. } = slot;
+            let (state, current): (&Option<KeyState>, &Option<KeyState>) = (state, current);
+            match current.as_ref().or(state.as_ref()) {
+                Some(now) => {
+                    account(key, now, sli);
+                    out.push((key, now));
                 }
                 None => *sli = None,
             }
         }
         out
-    }
-
-    fn current<'s>(
-        &'s self,
-        key: &Key,
-        state: &'s Option<KeyState>,
-        runs: &[Kept],
-        open: Option<&'s Agg>,
-    ) -> Option<Cow<'s, KeyState>> {
-        current(&self.settled.collapse, key, state, runs, open)
     }
 
     /// Hands the SLO parts the history computed to the keys' slots.
@@ -382,6 +382,7 @@ impl RunsState {
         self.settled.keys.retain(|_, slot| {
             if slot.state.as_ref().is_some_and(|s| s.last_completed_ms < oldest_ms) {
                 slot.state = None;
+                slot.dirty = true;
             }
             !slot.is_empty()
         });
@@ -392,30 +393,30 @@ impl RunsState {
     }
 }
 
-/// A key's current state: its settled state with the window's runs (or aggregate) folded in.
-fn current<'s>(
+/// A key's current state when it has window runs (or a window aggregate): its settled state
+/// with them folded in; None when the settled state is all there is.
+fn current(
     collapse: &CollapseRules,
     key: &Key,
-    state: &'s Option<KeyState>,
+    state: &Option<KeyState>,
     runs: &[Kept],
-    open: Option<&'s Agg>,
-) -> Option<Cow<'s, KeyState>> {
-    let open: Option<Cow<'s, Agg>> = if !runs.is_empty() {
+    open: Option<&Agg>,
+) -> Option<KeyState> {
+    let open: Option<Cow<'_, Agg>> = if !runs.is_empty() {
         // The view needs no run counts (`runs_total` is kept apart).
         Some(Cow::Owned(open::aggregate(runs, i64::MAX)))
     } else {
         open.map(Cow::Borrowed)
     };
-    match (state, open) {
-        (Some(state), None) => Some(Cow::Borrowed(state)),
-        (Some(state), Some(agg)) => {
+    let agg = open?;
+    Some(match state {
+        Some(state) => {
             let mut merged = state.clone();
             merged.merge(&agg, collapse.collector(&key.0));
-            Some(Cow::Owned(merged))
+            merged
         }
-        (None, Some(agg)) => Some(Cow::Owned(KeyState::from_agg(&agg, collapse.collector(&key.0)))),
-        (None, None) => None,
-    }
+        None => KeyState::from_agg(&agg, collapse.collector(&key.0)),
+    })
 }
 
 fn uncount(from: &mut BTreeMap<(String, String), u64>, collector: &str, counted: &[(Text, u64)]) {

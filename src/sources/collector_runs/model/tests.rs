@@ -106,8 +106,8 @@ fn cfg() -> CollectorsConfig {
     }
 }
 
-fn states(state: &RunsState) -> BTreeMap<Key, KeyState> {
-    state.view().into_iter().map(|(k, s)| (k.clone(), s.into_owned())).collect()
+fn states(state: &mut RunsState) -> BTreeMap<Key, KeyState> {
+    state.view().into_iter().map(|(k, s)| (k.clone(), s.clone())).collect()
 }
 
 /// Every run read in one range, nothing settled.
@@ -119,13 +119,13 @@ fn read_all(runs: &[Run]) -> RunsState {
 
 #[test]
 fn one_range_gives_the_latest_run_and_the_failure_streak() {
-    let state = read_all(&[
+    let mut state = read_all(&[
         run("a", 300, 310, "failed"),
         run("a", 100, 110, "succeeded"),
         run("a", 200, 210, "failed"),
         run("a", 400, 410, "failed"),
     ]);
-    let s = &states(&state)[&key("a")];
+    let s = &states(&mut state)[&key("a")];
     assert_eq!(s.last_completed_ms, 410_000);
     assert_eq!(s.last_status, "failed");
     assert_eq!(s.consecutive_failures, 3);
@@ -135,10 +135,10 @@ fn one_range_gives_the_latest_run_and_the_failure_streak() {
 #[test]
 fn partial_breaks_a_failure_streak_and_unknown_status_is_kept() {
     let runs = vec![run("a", 1, 2, "failed"), run("a", 3, 4, "partial"), run("a", 5, 6, "failed")];
-    assert_eq!(states(&read_all(&runs))[&key("a")].consecutive_failures, 1);
+    assert_eq!(states(&mut read_all(&runs))[&key("a")].consecutive_failures, 1);
     let mut more = runs.clone();
     more.push(run("a", 7, 8, "weird"));
-    let s = &states(&read_all(&more))[&key("a")];
+    let s = &states(&mut read_all(&more))[&key("a")];
     assert_eq!((s.last_status.as_str(), s.consecutive_failures, s.last_success_ms), ("weird", 0, 0));
 }
 
@@ -151,11 +151,11 @@ fn partial_streaks_count_like_failure_streaks() {
         run("a", 7, 8, "partial"),
         run("a", 9, 10, "partial"),
     ];
-    let s = &states(&read_all(&runs))[&key("a")];
+    let s = &states(&mut read_all(&runs))[&key("a")];
     assert_eq!((s.consecutive_partials, s.consecutive_failures), (3, 0));
     let mut more = runs.clone();
     more.push(run("a", 11, 12, "failed"));
-    let s = &states(&read_all(&more))[&key("a")];
+    let s = &states(&mut read_all(&more))[&key("a")];
     assert_eq!((s.consecutive_partials, s.consecutive_failures), (0, 1), "a failure breaks the partial streak");
 }
 
@@ -187,7 +187,7 @@ fn chunked_folding_equals_one_aggregate() {
     }
     runs.push(run("only_early", 20, 30, "failed"));
     runs.push(run("only_late", 850, 860, "succeeded"));
-    let expected = states(&read_all(&runs));
+    let expected = states(&mut read_all(&runs));
     assert_eq!(expected[&key("b")].output.collapsed_runs, 3, "b's last three successes collapsed");
     for chunk in [1, 50, 120, 333, 1000] {
         for window_at in [0, 250, 420, 700, 900] {
@@ -202,7 +202,7 @@ fn chunked_folding_equals_one_aggregate() {
             let mut state = RunsState::from_settled(settled);
             let (settling, open) = split(&runs, window_at, window_at + 100);
             state.ingest(aggregate(&settling, 0), aggregate(&open, 0), (window_at + 100) * 1000);
-            assert_eq!(states(&state), expected, "chunk {chunk}, window from {window_at}");
+            assert_eq!(states(&mut state), expected, "chunk {chunk}, window from {window_at}");
         }
     }
 }
@@ -225,16 +225,20 @@ fn each_run_is_counted_once_however_often_it_is_read() {
 }
 
 #[test]
-fn a_key_without_open_runs_is_borrowed_not_copied() {
+fn a_key_without_open_runs_is_its_settled_state_and_window_runs_are_folded_in() {
     let mut settled = Settled::new(0, CollapseRules::default());
     settled.fold(aggregate(&[run("a", 1, 2, "succeeded"), run("b", 1, 2, "succeeded")], 0), 100_000);
     let mut state = RunsState::from_settled(settled);
     state.ingest(vec![], aggregate(&[run("b", 200, 210, "failed")], 0), 100_000);
-    let view = state.view();
-    let of = |c: &str| &view.iter().find(|(k, _)| k.0 == c).unwrap().1;
-    assert!(matches!(of("a"), Cow::Borrowed(_)));
-    assert!(matches!(of("b"), Cow::Owned(_)));
-    assert_eq!(of("b").consecutive_failures, 1);
+    let settled_a = state.settled.keys.iter().find(|(k, _)| k.0 == "a").unwrap().1.state.clone().unwrap();
+    let first = states(&mut state);
+    assert_eq!(first[&key("a")], settled_a, "no window run: the settled state itself");
+    assert_eq!(first[&key("b")].consecutive_failures, 1);
+    assert_eq!(first[&key("b")].last_status, "failed");
+    assert_eq!(states(&mut state), first, "a second view (from the kept states) is the same");
+    // A window aggregate that goes away leaves the settled state again.
+    state.ingest(vec![], vec![], 100_000);
+    assert_eq!(states(&mut state)[&key("b")].last_status, "succeeded");
 }
 
 #[test]
@@ -263,13 +267,14 @@ fn count(families: &[MetricFamily], name: &str) -> usize {
 #[test]
 fn maps_state_to_families_and_status() {
     let now_s = 10_000;
-    let state = read_all(&[
+    let mut state = read_all(&[
         run("a", now_s - 300, now_s - 290, "succeeded"),
         run("b", now_s - 5000, now_s - 4990, "succeeded"),
         run("b", now_s - 100, now_s - 90, "failed"),
         run("c", now_s - 100, now_s - 90, "mystery"),
     ]);
-    let m = map(&state.view(), state.runs_total(), &cfg(), now_s * 1000);
+    let runs_total = state.runs_total().clone();
+    let m = map(&state.view(), &runs_total, &cfg(), now_s * 1000);
     let f = &m.families;
     assert_eq!(
         sample(f, "polo_collector_last_run_status", &[("collector", "b"), ("status", "failed")]),
@@ -357,13 +362,14 @@ fn per_key_series_modes_and_bound() {
             }
         }
     }
-    let state = read_all(&runs);
+    let mut state = read_all(&runs);
+    let runs_total = state.runs_total().clone();
     let view = state.view();
     let with = |mode, max| {
         let mut c = cfg();
         c.per_key_series = mode;
         c.per_key_series_max_keys = max;
-        map(&view, state.runs_total(), &c, now_s * 1000).families
+        map(&view, &runs_total, &c, now_s * 1000).families
     };
     let rollup =
         |f: &[MetricFamily], h: &str| sample(f, "polo_collector_keys", &[("collector", "x"), ("health", h)]).cloned();
@@ -404,7 +410,7 @@ fn keys_older_than_forget_after_are_dropped() {
     settled.fold(aggregate(&[run("old", 10, 20, "succeeded"), run("new", 500, 510, "succeeded")], 0), 1_000_000);
     let mut state = RunsState::from_settled(settled);
     state.forget_before(100_000);
-    let view = states(&state);
+    let view = states(&mut state);
     assert!(view.contains_key(&key("new")) && !view.contains_key(&key("old")));
 }
 
@@ -429,8 +435,9 @@ fn maps_output_collapse_per_key_and_per_collector() {
     cfg.collapse.ratios.insert("y".into(), 0.5);
     let mut settled = Settled::new(0, cfg.collapse.clone());
     settled.fold(aggregate(&runs, 0), 10_000_000);
-    let state = RunsState::from_settled(settled);
-    let m = map(&state.view(), state.runs_total(), &cfg, 1_000_000);
+    let mut state = RunsState::from_settled(settled);
+    let runs_total = state.runs_total().clone();
+    let m = map(&state.view(), &runs_total, &cfg, 1_000_000);
     let f = &m.families;
     let key_of =
         |c: &'static str, a: &'static str| [("collector", c), ("aws_account_id", a), ("aws_region", "us-east-1")];
