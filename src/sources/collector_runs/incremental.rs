@@ -81,7 +81,7 @@ struct RunRow {
 
 impl crate::clickhouse::text::RowKey for RunRow {
     fn key(&self) -> String {
-        format!("{}/{}/{}", self.collector, self.aws_account_id, self.aws_region)
+        super::model::key_label(&self.collector, &self.aws_account_id, &self.aws_region)
     }
 }
 
@@ -227,7 +227,7 @@ impl Inner {
                         rows: r.rows_inserted,
                         error: names.text(&r.error),
                     };
-                    let key = (names.text(&r.collector), names.text(&r.aws_account_id), names.text(&r.aws_region));
+                    let key = super::model::intern_key(&mut names, &r.collector, &r.aws_account_id, &r.aws_region);
                     drop(names);
                     state.add_run(key, run, since);
                 })

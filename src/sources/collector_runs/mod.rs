@@ -501,7 +501,7 @@ struct AggRow {
 
 impl crate::clickhouse::text::RowKey for AggRow {
     fn key(&self) -> String {
-        format!("{}/{}/{}", self.collector, self.aws_account_id, self.aws_region)
+        model::key_label(&self.collector, &self.aws_account_id, &self.aws_region)
     }
 }
 
@@ -509,7 +509,7 @@ impl AggRow {
     fn into_entry(self, names: &mut text::Interner) -> (Key, Agg) {
         let (statuses, counts) = self.counted;
         (
-            (names.text(&self.collector), names.text(&self.aws_account_id), names.text(&self.aws_region)),
+            model::intern_key(names, &self.collector, &self.aws_account_id, &self.aws_region),
             Agg {
                 last_completed_ms: self.last_completed_ms,
                 last_status: names.text(&self.last_status),

@@ -30,6 +30,16 @@ pub use super::text::Text;
 /// (collector, aws_account_id, aws_region), each text shared (see `text.rs`).
 pub type Key = (Text, Text, Text);
 
+/// A key of a row, its texts shared through `names`.
+pub fn intern_key(names: &mut super::text::Interner, collector: &str, account: &str, region: &str) -> Key {
+    (names.text(collector), names.text(account), names.text(region))
+}
+
+/// How a key is named in a log line (`collector/account/region`).
+pub fn key_label(collector: &str, account: &str, region: &str) -> String {
+    format!("{collector}/{account}/{region}")
+}
+
 /// A map with one entry per key: hashed with foldhash (a million keys are hashed several times
 /// per scrape; SipHash's protection is not needed for keys read from Polo's own table).
 pub type KeyMap<V> = HashMap<Key, V, foldhash::fast::RandomState>;

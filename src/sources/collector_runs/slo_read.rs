@@ -75,7 +75,7 @@ struct HistRow {
 
 impl crate::clickhouse::text::RowKey for HistRow {
     fn key(&self) -> String {
-        format!("{}/{}/{}", self.collector, self.aws_account_id, self.aws_region)
+        super::model::key_label(&self.collector, &self.aws_account_id, &self.aws_region)
     }
 }
 
@@ -199,7 +199,7 @@ impl Inner {
 impl HistRow {
     fn into_entry(self, names: &mut Interner) -> (Key, HistAgg) {
         (
-            (names.text(&self.collector), names.text(&self.aws_account_id), names.text(&self.aws_region)),
+            super::model::intern_key(names, &self.collector, &self.aws_account_id, &self.aws_region),
             HistAgg {
                 first_run_ms: self.first_run_ms,
                 first_success_ms: self.first_success_ms,
