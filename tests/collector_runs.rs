@@ -603,12 +603,18 @@ fn random_arrivals_equal_the_seed_sql_after_every_scrape() {
         6..=7 => "failed",
         _ => "partial",
     };
+    // Completion times taken, per key.
+    let mut completions = std::collections::HashSet::new();
     for _ in 0..60 {
         let (c, a, r) = pick(&mut rng);
         let s = t0 - 3 * HOUR + rng.below(2 * HOUR as u64) as i64;
         unique += 1;
         let st = status(&mut rng);
-        f.run(c, a, r, s, s + 1_000 + rng.below(300_000) as i64 + unique, st, &format!("e{}", rng.below(5)), 1);
+        let mut done = s + 1_000 + rng.below(300_000) as i64 + unique;
+        while !completions.insert(((c, a, r), done)) {
+            done += 1;
+        }
+        f.run(c, a, r, s, done, st, &format!("e{}", rng.below(5)), 1);
     }
     f.insert(&ch);
     let started_ms = now_ms();
@@ -632,15 +638,22 @@ fn random_arrivals_equal_the_seed_sql_after_every_scrape() {
         for _ in 0..(3 + rng.below(12)) {
             let (c, a, r) = pick(&mut rng);
             // Started within the last 45 s (inside the one-minute window when inserted), completed
-            // up to 20 s later but not after now: many complete before the previous scrape.
+            // up to 44 s later but not after now: many complete before the previous scrape, and
+            // long runs complete after shorter ones of the same key that started later, across
+            // the 15 s settle steps.
             let s = now - 45_000 + rng.below(44_000) as i64;
             unique += 1;
-            let mut done = ((s + 100 + rng.below(20_000) as i64).min(now - 1) - (unique % 97)).max(s);
+            let mut done = ((s + 100 + rng.below(44_000) as i64).min(now - 1) - (unique % 97)).max(s);
             if (started_ms..=ready_ms).contains(&done) {
-                if started_ms - 1 < s {
-                    continue;
-                }
                 done = started_ms - 1;
+            }
+            // No two runs of a key complete in the same millisecond: the seed's argMax would pick
+            // either.
+            while !completions.insert(((c, a, r), done)) {
+                done -= 1;
+            }
+            if done < s {
+                continue;
             }
             let st = status(&mut rng);
             batch.run(c, a, r, s, done, st, &format!("error {}", rng.below(4)), rng.below(50) as u32);

@@ -39,7 +39,9 @@ const CHUNK_TARGET_RUNS: usize = 100_000;
 const FIRST_CHUNKS_PER_WINDOW: u32 = 16;
 const MIN_CHUNK_SPAN_MS: i64 = 1_000;
 
-fn runs_sql(table: &str, parts: Option<&[&Part]>, bounded: bool) -> String {
+/// The runs of `parts` (every part if `None`) not settled at `E`, that started in a `started_at`
+/// span. Parameters: span start, `E`, [span end].
+fn runs_sql(table: &str, window_ms: i64, parts: Option<&[&Part]>, bounded: bool) -> String {
     let from_parts = match parts {
         Some(parts) => {
             let names: Vec<String> = parts.iter().map(|p| format!("'{}'", p.name)).collect();
@@ -48,6 +50,7 @@ fn runs_sql(table: &str, parts: Option<&[&Part]>, bounded: bool) -> String {
         None => String::new(),
     };
     let until = if bounded { " AND started_at < fromUnixTimestamp64Milli(?)" } else { "" };
+    let unsettled = super::ranges::unsettled_sql(window_ms);
     format!(
         "SELECT collector, aws_account_id, aws_region,
             toUnixTimestamp64Milli(started_at) AS started_ms,
@@ -55,7 +58,7 @@ fn runs_sql(table: &str, parts: Option<&[&Part]>, bounded: bool) -> String {
             toString(status) AS status, duration_ms, events_produced, rows_inserted,
             leftUTF8(error, 2048) AS error, _part AS part
         FROM {table}
-        WHERE {from_parts}started_at >= fromUnixTimestamp64Milli(?){until}"
+        WHERE {from_parts}{unsettled}{until}"
     )
 }
 
@@ -181,8 +184,8 @@ impl Inner {
             .collect())
     }
 
-    /// Reads the runs of `parts` (every part if `None`) that started at or after `from_ms` straight
-    /// into the window's runs, and returns the parts the rows came from. The whole window is read
+    /// Reads the runs of `parts` (every part if `None`) not settled at `from_ms` straight into the
+    /// window's runs, and returns the parts the rows came from. The whole window is read
     /// in `started_at` spans sized to [`CHUNK_TARGET_RUNS`]; new parts in one query, in spans only
     /// if the answer is over the profile's row limit. A read that fails half-way leaves real rows
     /// kept, which the next read of the same parts recognises.
@@ -200,12 +203,13 @@ impl Inner {
         let window_ms = self.cfg.late_arrival_window.as_millis() as i64;
         let first_span = (window_ms / i64::from(FIRST_CHUNKS_PER_WINDOW)).max(MIN_CHUNK_SPAN_MS);
         let mut span = parts.is_none().then_some(first_span);
-        let mut start = from_ms;
+        // Runs that started up to a window before `from_ms` may not be settled yet.
+        let mut start = from_ms.saturating_sub(window_ms);
         loop {
             // The last span is open-ended: a run may start "in the future" by a skewed clock.
             let until = span.map(|s| start + s).filter(|u| *u <= now_ms);
-            let sql = runs_sql(&self.ch.table("collector_runs"), parts, until.is_some());
-            let mut query = self.ch.query(&sql).bind(start);
+            let sql = runs_sql(&self.ch.table("collector_runs"), window_ms, parts, until.is_some());
+            let mut query = self.ch.query(&sql).bind(start).bind(from_ms);
             if let Some(until) = until {
                 query = query.bind(until);
             }
@@ -267,60 +271,96 @@ impl Inner {
         if !state.open_ready || cutoff - since >= step {
             self.settle(ctx, state, cutoff).await?;
         }
-        let listing = self.list_parts(ctx).await?;
+        let mut listing = self.list_parts(ctx).await?;
         state.cursor.forget_restarted(&listing);
-        let from = state.settled.until_ms;
-        let read: Option<(Vec<&Part>, HashSet<String>)> = if !state.open_ready {
-            // The window's runs once, from every part (the parts listed before are then read).
-            state.cursor = Default::default();
-            let seen = self.read_runs(ctx, state, None, from, now_ms, "collector_runs (window runs)").await?;
-            Some((listing.iter().collect(), seen))
-        } else {
-            let unread = state.cursor.unread(&listing);
-            if unread.is_empty() {
-                None
-            } else if unread.iter().all(|p| plain_name(&p.name)) {
-                let seen =
-                    self.read_runs(ctx, state, Some(&unread), from, now_ms, "collector_runs (new parts)").await?;
-                Some((unread, seen))
-            } else {
-                // A part name that cannot be written as a literal: read the window from every part.
-                let seen = self.read_runs(ctx, state, None, from, now_ms, "collector_runs (window runs)").await?;
-                Some((listing.iter().collect(), seen))
-            }
-        };
-        if let Some((read, seen)) = read {
-            // A listed part was certainly read if rows came from it, or if it still exists after
-            // the read (one merged away before the read began is read again through its
-            // successor). Parts that gave rows need no second listing: the usual steady case.
-            let was_first = !state.open_ready;
-            if read.iter().all(|p| seen.contains(&p.name)) {
-                state.cursor.mark_read(read);
-                state.cursor.retain_partitions(&listing);
-            } else {
-                let after = self.list_parts(ctx).await?;
-                let still: HashSet<&str> = after.iter().map(|p| p.name.as_str()).collect();
-                state
-                    .cursor
-                    .mark_read(read.into_iter().filter(|p| seen.contains(&p.name) || still.contains(p.name.as_str())));
-                state.cursor.retain_partitions(&after);
-            }
-            if was_first {
-                tracing::info!(
-                    source = "collector_runs",
-                    runs = state.open_runs,
-                    keys = state.keys(),
-                    "window runs read; steady scrapes read new parts from now on"
-                );
+        // A part merged away between the listing and the read gives no rows; its successor is
+        // listed and read in the same scrape, so a scrape shows every row inserted before it.
+        for pass in 1..=MAX_READ_PASSES {
+            match self.read_listed(ctx, state, &listing, now_ms).await? {
+                Some(after) if pass < MAX_READ_PASSES => {
+                    tracing::debug!(
+                        source = "collector_runs",
+                        pass,
+                        "parts merged during the read: reading their successors"
+                    );
+                    listing = after;
+                }
+                _ => break,
             }
         }
-        state.open_ready = true;
         Ok(())
     }
 }
 
+/// Reads of new parts per scrape at most: the first, then one more per merge that took a listed
+/// part away during the read (the next scrape reads what is left).
+const MAX_READ_PASSES: u32 = 3;
+
 impl Inner {
-    /// Settles the runs that started before `cutoff_ms`, in one read of at most about
+    /// Reads the runs of the listed parts not read yet (every part's at the first steady scrape)
+    /// and marks them read. Returns the parts listed after the read when some listed part gave no
+    /// rows and is gone (merged away meanwhile: its rows are in a successor not read yet).
+    async fn read_listed(
+        &self,
+        ctx: &SourceContext,
+        state: &mut RunsState,
+        listing: &[Part],
+        now_ms: i64,
+    ) -> Result<Option<Vec<Part>>, SourceError> {
+        let from = state.settled.until_ms;
+        let (read, seen): (Vec<&Part>, HashSet<String>) = if !state.open_ready {
+            // The window's runs once, from every part (the parts listed before are then read).
+            state.cursor = Default::default();
+            let seen = self.read_runs(ctx, state, None, from, now_ms, "collector_runs (window runs)").await?;
+            (listing.iter().collect(), seen)
+        } else {
+            let unread = state.cursor.unread(listing);
+            if unread.is_empty() {
+                return Ok(None);
+            } else if unread.iter().all(|p| plain_name(&p.name)) {
+                let seen =
+                    self.read_runs(ctx, state, Some(&unread), from, now_ms, "collector_runs (new parts)").await?;
+                (unread, seen)
+            } else {
+                // A part name that cannot be written as a literal: read the window from every part.
+                let seen = self.read_runs(ctx, state, None, from, now_ms, "collector_runs (window runs)").await?;
+                (listing.iter().collect(), seen)
+            }
+        };
+        // A listed part was certainly read if rows came from it, or if it still exists after
+        // the read (one merged away before the read began is read again through its
+        // successor). Parts that gave rows need no second listing: the usual steady case.
+        let was_first = !state.open_ready;
+        let mut vanished = None;
+        if read.iter().all(|p| seen.contains(&p.name)) {
+            state.cursor.mark_read(read);
+            state.cursor.retain_partitions(listing);
+        } else {
+            let after = self.list_parts(ctx).await?;
+            let still: HashSet<&str> = after.iter().map(|p| p.name.as_str()).collect();
+            let gone = read.iter().any(|p| !seen.contains(&p.name) && !still.contains(p.name.as_str()));
+            state
+                .cursor
+                .mark_read(read.into_iter().filter(|p| seen.contains(&p.name) || still.contains(p.name.as_str())));
+            state.cursor.retain_partitions(&after);
+            // The first read took every part's rows whatever merged: nothing to read again.
+            vanished = (gone && !was_first).then_some(after);
+        }
+        if was_first {
+            tracing::info!(
+                source = "collector_runs",
+                runs = state.open_runs,
+                keys = state.keys(),
+                "window runs read; steady scrapes read new parts from now on"
+            );
+        }
+        state.open_ready = true;
+        Ok(vanished)
+    }
+}
+
+impl Inner {
+    /// Settles the runs settled at `cutoff_ms` (`model::settle_point_ms`), in one read of at most about
     /// [`CHUNK_TARGET_RUNS`] runs (the window's runs tell how many a span holds); a span over the
     /// profile's row limit is halved and read again. What is left settles at the next scrapes.
     async fn settle(&self, ctx: &SourceContext, state: &mut RunsState, cutoff_ms: i64) -> Result<(), SourceError> {

@@ -19,6 +19,7 @@ pub mod model;
 pub mod open;
 pub mod output;
 pub mod parts;
+mod ranges;
 pub mod slo;
 mod slo_read;
 pub mod text;
@@ -26,8 +27,7 @@ pub mod text;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{watch, Mutex};
 
 use crate::clickhouse::ClickHouse;
@@ -38,7 +38,7 @@ use crate::source_kind::Shared;
 use crate::source_kind::SourceKind;
 use crate::status::StatusSection;
 use config::{CollectorRunsConfig, CollectorsConfig, RawCollectorRuns};
-use model::{Agg, Key, RunsState, Settled};
+use model::{RunsState, Settled};
 
 /// Rows one chunk of the initial load should read; the next chunk's time span is scaled to it.
 pub const LOAD_CHUNK_TARGET_ROWS: u64 = 2_000_000;
@@ -197,63 +197,7 @@ impl SourceKind for CollectorRuns {
     }
 }
 
-/// The per-key aggregate SQL over runs with `started_at` in [from, until); rows that started
-/// before `split` come back with `settling = 1`.
-fn range_sql(table: &str, bounded: bool) -> String {
-    let until = if bounded { "AND started_at < fromUnixTimestamp64Milli(?)" } else { "" };
-    format!(
-        "SELECT collector, aws_account_id, aws_region,
-            toUInt8(started_at < fromUnixTimestamp64Milli(?)) AS settling,
-            toUnixTimestamp64Milli(max(completed_at)) AS last_completed_ms,
-            toString(argMax(status, completed_at)) AS last_status,
-            argMax(duration_ms, completed_at) AS last_duration_ms,
-            argMax(events_produced, completed_at) AS last_events,
-            argMax(rows_inserted, completed_at) AS last_rows,
-            leftUTF8(argMax(error, completed_at), 2048) AS last_error,
-            toUnixTimestamp64Milli(maxIf(completed_at, status = 'succeeded')) AS last_success_ms,
-            toUnixTimestamp64Milli(maxIf(completed_at, status != 'failed')) AS last_non_failed_ms,
-            toUInt64(arrayCount(t -> t > last_non_failed_ms,
-                groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'failed'))) AS failed_after,
-            toUnixTimestamp64Milli(maxIf(completed_at, status != 'partial')) AS last_non_partial_ms,
-            toUInt64(arrayCount(t -> t > last_non_partial_ms,
-                groupArrayIf(toUnixTimestamp64Milli(completed_at), status = 'partial'))) AS partial_after,
-            arrayMap(x -> x.2, arraySort(groupArrayIf((completed_at, events_produced), status = 'succeeded'))) AS success_events,
-            sumMapIf([toString(status)], [toUInt64(1)], completed_at >= fromUnixTimestamp64Milli(?)) AS counted
-        FROM {table}
-        WHERE started_at >= fromUnixTimestamp64Milli(?) {until}
-        GROUP BY collector, aws_account_id, aws_region, settling"
-    )
-}
-
-type Aggs = Vec<(Key, Agg)>;
-
 impl Inner {
-    /// Aggregates of the runs that started in [from, until) (until: no bound if `None`), split at `split_ms`
-    /// into those that settle and those still open.
-    async fn read_range(
-        &self,
-        ctx: &SourceContext,
-        from_ms: i64,
-        until_ms: Option<i64>,
-        split_ms: i64,
-        what: &str,
-    ) -> Result<(Aggs, Aggs), SourceError> {
-        let sql = range_sql(&self.ch.table("collector_runs"), until_ms.is_some());
-        let mut query = self.ch.query(&sql).bind(split_ms).bind(self.started_ms).bind(from_ms);
-        if let Some(until) = until_ms {
-            query = query.bind(until);
-        }
-        // Each row is converted as it arrives (shared texts), so the answer is never held twice.
-        let (mut settling, mut open) = (Vec::new(), Vec::new());
-        self.ch
-            .fetch_each(ctx, what, query, |row: AggRow| {
-                let target = if row.settling == 1 { &mut settling } else { &mut open };
-                target.push(row.into_entry(&mut self.names.lock().expect("names poisoned")));
-            })
-            .await?;
-        Ok((settling, open))
-    }
-
     fn load_snapshot(&self) -> Load {
         self.load.lock().expect("load state poisoned").clone()
     }
@@ -290,7 +234,8 @@ impl Inner {
             until = %crate::clock::rfc3339(until as f64 / 1000.0),
             "initial load started"
         );
-        let mut settled = Settled::new(from, self.cfg.collapse.clone());
+        let window_ms = self.cfg.late_arrival_window.as_millis() as i64;
+        let mut settled = Settled::new(from, window_ms, self.cfg.collapse.clone());
         let mut span = LOAD_FIRST_SPAN_MS.min(until - from).max(LOAD_MIN_SPAN_MS);
         let mut failures: u32 = 0;
         while settled.until_ms < until {
@@ -470,62 +415,6 @@ impl Source for CollectorRuns {
         let (slo_families, collectors) = inner.slo_report(&mapped.collectors, now);
         mapped.families.extend(slo_families);
         Ok(SourceOutput { families: mapped.families, status: Some(collectors), ..SourceOutput::default() })
-    }
-}
-
-#[derive(Debug, Row, Deserialize)]
-struct AggRow {
-    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
-    collector: String,
-    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
-    aws_account_id: String,
-    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
-    aws_region: String,
-    settling: u8,
-    last_completed_ms: i64,
-    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
-    last_status: String,
-    last_duration_ms: u32,
-    last_events: u32,
-    last_rows: u32,
-    #[serde(deserialize_with = "crate::clickhouse::text::lossy")]
-    last_error: String,
-    last_success_ms: i64,
-    last_non_failed_ms: i64,
-    failed_after: u64,
-    last_non_partial_ms: i64,
-    partial_after: u64,
-    success_events: Vec<u32>,
-    counted: (Vec<crate::clickhouse::text::Lossy>, Vec<u64>),
-}
-
-impl crate::clickhouse::text::RowKey for AggRow {
-    fn key(&self) -> String {
-        model::key_label(&self.collector, &self.aws_account_id, &self.aws_region)
-    }
-}
-
-impl AggRow {
-    fn into_entry(self, names: &mut text::Interner) -> (Key, Agg) {
-        let (statuses, counts) = self.counted;
-        (
-            model::intern_key(names, &self.collector, &self.aws_account_id, &self.aws_region),
-            Agg {
-                last_completed_ms: self.last_completed_ms,
-                last_status: names.text(&self.last_status),
-                last_duration_ms: self.last_duration_ms,
-                last_events: self.last_events,
-                last_rows: self.last_rows,
-                last_error: names.text(&self.last_error),
-                last_success_ms: self.last_success_ms,
-                last_non_failed_ms: self.last_non_failed_ms,
-                failed_after: self.failed_after,
-                last_non_partial_ms: self.last_non_partial_ms,
-                partial_after: self.partial_after,
-                success_events: self.success_events,
-                counted: statuses.iter().map(|s| names.text(&s.0)).zip(counts).collect(),
-            },
-        )
     }
 }
 

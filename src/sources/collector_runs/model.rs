@@ -1,5 +1,5 @@
 //! Pure part of the `collector_runs` source: per-key aggregates of runs read from ClickHouse
-//! (one row per key and started_at range, never one per run), folded into per-key state kept
+//! (one row per key and settle range, never one per run), folded into per-key state kept
 //! between scrapes. No I/O here; `families` maps the state.
 
 use std::borrow::Cow;
@@ -40,11 +40,23 @@ pub fn key_label(collector: &str, account: &str, region: &str) -> String {
     format!("{collector}/{account}/{region}")
 }
 
+/// The boundary from which a run belongs to the settled state: a run is settled at `E` when
+/// this is before `E`, that is when it started and completed before `E`, its completion taken as
+/// at most `window_ms` (the late-arrival window) after its start, when its row is written at the
+/// latest. So every run settled at a boundary completed before every run still open: folding the
+/// settled ranges, then the open runs, follows completion order as the seed SQL does (a boundary
+/// on `started_at` alone would put a long run that started first before a short one that completed
+/// first). The SQL twin is `settle_point_sql` in `mod.rs`; the property test holds them equal.
+pub fn settle_point_ms(started_ms: i64, completed_ms: i64, window_ms: i64) -> i64 {
+    started_ms.max(completed_ms.min(started_ms.saturating_add(window_ms)))
+}
+
 /// A map with one entry per key: hashed with foldhash (a million keys are hashed several times
 /// per scrape; SipHash's protection is not needed for keys read from Polo's own table).
 pub type KeyMap<V> = HashMap<Key, V, foldhash::fast::RandomState>;
 
-/// The runs of one key that started within one `started_at` range, aggregated by ClickHouse:
+/// The runs of one key whose settle point (`settle_point_ms`) lies within one range, aggregated
+/// by ClickHouse:
 /// the latest run (by completed_at), the latest success and the failure and partial streaks inside
 /// the range.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -111,10 +123,11 @@ impl KeyState {
         }
     }
 
-    /// Folds in the aggregate of a later `started_at` range. A streak that the later range does
-    /// not break continues; one the range breaks restarts at the range's own streak. A range whose
-    /// latest run completed before the current latest (rare: runs overlapping across the range
-    /// boundary) only updates `last_success` and the output baseline.
+    /// Folds in the aggregate of a later settle range (its runs completed after every run folded
+    /// so far). A streak that the later range does not break continues; one the range breaks
+    /// restarts at the range's own streak. A range whose latest run completed before the current
+    /// latest (only rows that claim to complete before they started) only updates `last_success`
+    /// and the output baseline.
     pub fn merge(&mut self, newer: &Agg, collapse: Collapse) {
         self.last_success_ms = self.last_success_ms.max(newer.last_success_ms);
         for events in &newer.success_events {
@@ -177,8 +190,8 @@ impl Slot {
     }
 }
 
-/// Per-key state of every run that started before `settled_until_ms`, built range by range in
-/// `started_at` order (the initial load's chunks, then each scrape's settling part), and the
+/// Per-key state of every run settled at `until_ms` (see [`settle_point_ms`]), built range by
+/// range in settle-point order (the initial load's chunks, then each scrape's settling part), and the
 /// window's runs beside it.
 #[derive(Debug, Default)]
 pub struct Settled {
@@ -186,6 +199,8 @@ pub struct Settled {
     /// a slot (at a million keys: ~120 MB less).
     pub keys: KeyMap<Box<Slot>>,
     pub until_ms: i64,
+    /// The late-arrival window, in ms (see [`settle_point_ms`]).
+    pub window_ms: i64,
     /// The output-collapse thresholds the baselines are folded with.
     pub collapse: CollapseRules,
     /// Settled runs completed since the exporter started, by (collector, status).
@@ -193,8 +208,13 @@ pub struct Settled {
 }
 
 impl Settled {
-    pub fn new(from_ms: i64, collapse: CollapseRules) -> Self {
-        Self { until_ms: from_ms, collapse, ..Self::default() }
+    pub fn new(from_ms: i64, window_ms: i64, collapse: CollapseRules) -> Self {
+        Self { until_ms: from_ms, window_ms, collapse, ..Self::default() }
+    }
+
+    /// Whether `run` is part of the settled state (see [`settle_point_ms`]).
+    pub fn holds(&self, run: &OpenRun) -> bool {
+        settle_point_ms(run.started_ms, run.completed_ms, self.window_ms) < self.until_ms
     }
 
     /// Folds in the aggregates of the range [`until_ms`, `range_end_ms`), which must be the next one.
@@ -249,8 +269,8 @@ impl RunsState {
         Self { settled, runs_total, ..Self::default() }
     }
 
-    /// Window mode: applies one read of the runs that started at or after `settled.until_ms`:
-    /// `settling` aggregates those that started before `new_cutoff_ms` (settled for good), `open`
+    /// Window mode: applies one read of the runs not settled at `settled.until_ms`: `settling`
+    /// aggregates those settled at `new_cutoff_ms` (settled for good), `open`
     /// the rest.
     pub fn ingest(&mut self, settling: Vec<(Key, Agg)>, open: Vec<(Key, Agg)>, new_cutoff_ms: i64) {
         self.settled.fold(settling, new_cutoff_ms);
@@ -269,15 +289,16 @@ impl RunsState {
         self.total();
     }
 
-    /// Parts mode: folds the aggregates of the runs that started in [`settled.until_ms`,
+    /// Parts mode: folds the aggregates of the runs whose settle point is in [`settled.until_ms`,
     /// `cutoff_ms`) into the settled state and forgets those runs from the window's.
     pub fn settle(&mut self, settling: Vec<(Key, Agg)>, cutoff_ms: i64, counting_since_ms: i64) {
         self.settled.fold(settling, cutoff_ms);
         let (mut removed, mut uncounted) = (0, Vec::new());
+        let window_ms = self.settled.window_ms;
         self.settled.keys.retain(|key, slot| {
             let before = slot.runs.len();
             slot.runs.retain(|k| {
-                let keep = k.run.started_ms >= cutoff_ms;
+                let keep = settle_point_ms(k.run.started_ms, k.run.completed_ms, window_ms) >= cutoff_ms;
                 if !keep && k.run.completed_ms >= counting_since_ms {
                     uncounted.push((key.0.clone(), k.run.status.clone()));
                 }
@@ -302,7 +323,7 @@ impl RunsState {
             .keys
             .values()
             .flat_map(|slot| slot.runs.iter())
-            .map(|k| k.run.started_ms)
+            .map(|k| settle_point_ms(k.run.started_ms, k.run.completed_ms, self.settled.window_ms))
             .filter(|s| (since_ms..cutoff_ms).contains(s))
             .collect();
         if starts.len() <= max_runs {
@@ -315,7 +336,7 @@ impl RunsState {
     /// Parts mode: adds a run read from a new part (kept once, however often it is read);
     /// `runs_total` follows at the next [`RunsState::total`].
     pub fn add_run(&mut self, key: Key, run: OpenRun, counting_since_ms: i64) {
-        if run.started_ms < self.settled.until_ms {
+        if self.settled.holds(&run) {
             return;
         }
         let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));

@@ -64,7 +64,8 @@ pub fn aggregate(runs: &[Kept], counting_since_ms: i64) -> Agg {
         &single
     } else {
         let mut v: Vec<&OpenRun> = runs.iter().map(|k| &k.run).collect();
-        v.sort_by_key(|r| r.completed_ms);
+        // Ties in completion broken by the events, as the SQL sorts (completed_at, events_produced).
+        v.sort_by_key(|r| (r.completed_ms, r.events));
         many = v;
         &many
     };

@@ -112,7 +112,7 @@ fn states(state: &mut RunsState) -> BTreeMap<Key, KeyState> {
 
 /// Every run read in one range, nothing settled.
 fn read_all(runs: &[Run]) -> RunsState {
-    let mut state = RunsState::from_settled(Settled::new(0, CollapseRules::default()));
+    let mut state = RunsState::from_settled(Settled::new(0, 0, CollapseRules::default()));
     state.ingest(vec![], aggregate(runs, 0), 0);
     state
 }
@@ -191,7 +191,7 @@ fn chunked_folding_equals_one_aggregate() {
     assert_eq!(expected[&key("b")].output.collapsed_runs, 3, "b's last three successes collapsed");
     for chunk in [1, 50, 120, 333, 1000] {
         for window_at in [0, 250, 420, 700, 900] {
-            let mut settled = Settled::new(0, CollapseRules::default());
+            let mut settled = Settled::new(0, 0, CollapseRules::default());
             let mut from = 0;
             while from < window_at {
                 let end = (from + chunk).min(window_at);
@@ -210,7 +210,7 @@ fn chunked_folding_equals_one_aggregate() {
 #[test]
 fn each_run_is_counted_once_however_often_it_is_read() {
     let runs = vec![run("a", 100, 110, "succeeded"), run("a", 200, 210, "failed"), run("a", 300, 310, "failed")];
-    let mut state = RunsState::from_settled(Settled::new(0, CollapseRules::default()));
+    let mut state = RunsState::from_settled(Settled::new(0, 0, CollapseRules::default()));
     // Two reads of the same open window, then one that settles the first run.
     for _ in 0..2 {
         state.ingest(vec![], aggregate(&runs, 150), 0);
@@ -226,7 +226,7 @@ fn each_run_is_counted_once_however_often_it_is_read() {
 
 #[test]
 fn a_key_without_open_runs_is_its_settled_state_and_window_runs_are_folded_in() {
-    let mut settled = Settled::new(0, CollapseRules::default());
+    let mut settled = Settled::new(0, 0, CollapseRules::default());
     settled.fold(aggregate(&[run("a", 1, 2, "succeeded"), run("b", 1, 2, "succeeded")], 0), 100_000);
     let mut state = RunsState::from_settled(settled);
     state.ingest(vec![], aggregate(&[run("b", 200, 210, "failed")], 0), 100_000);
@@ -406,7 +406,7 @@ fn per_key_series_modes_and_bound() {
 
 #[test]
 fn keys_older_than_forget_after_are_dropped() {
-    let mut settled = Settled::new(0, CollapseRules::default());
+    let mut settled = Settled::new(0, 0, CollapseRules::default());
     settled.fold(aggregate(&[run("old", 10, 20, "succeeded"), run("new", 500, 510, "succeeded")], 0), 1_000_000);
     let mut state = RunsState::from_settled(settled);
     state.forget_before(100_000);
@@ -433,7 +433,7 @@ fn maps_output_collapse_per_key_and_per_collector() {
     }
     let mut cfg = cfg();
     cfg.collapse.ratios.insert("y".into(), 0.5);
-    let mut settled = Settled::new(0, cfg.collapse.clone());
+    let mut settled = Settled::new(0, 0, cfg.collapse.clone());
     settled.fold(aggregate(&runs, 0), 10_000_000);
     let mut state = RunsState::from_settled(settled);
     let runs_total = state.runs_total().clone();
@@ -462,7 +462,7 @@ fn maps_output_collapse_per_key_and_per_collector() {
 
 #[test]
 fn a_settle_read_holds_at_most_the_runs_asked() {
-    let mut state = RunsState::from_settled(Settled::new(0, CollapseRules::default()));
+    let mut state = RunsState::from_settled(Settled::new(0, 0, CollapseRules::default()));
     for i in 0..10 {
         let run = crate::sources::collector_runs::open::OpenRun {
             started_ms: (100 + i) * 1000,
@@ -482,4 +482,117 @@ fn a_settle_read_holds_at_most_the_runs_asked() {
     state.settle(vec![], 104_000, 0);
     assert_eq!((state.open_runs, state.keys()), (6, 6), "settled runs leave the window");
     assert_eq!(state.runs_total().values().sum::<u64>(), 6);
+}
+
+/// Runs whose completions interleave across settle steps (a long run that started first, shorter
+/// ones that started after it and completed before it): settled by their settle point, the state
+/// follows completion order at every step, as the SQL over all of them does. With the boundary
+/// on `started_at` alone (a window of 0 here) the failure streak comes out 1 after the first step.
+#[test]
+fn runs_completing_across_a_settle_step_keep_completion_order() {
+    let window_ms = 60_000;
+    let runs = [run("k", 100, 150, "failed"), run("k", 110, 115, "succeeded"), run("k", 112, 140, "failed")];
+    let mut state = RunsState::from_settled(Settled::new(0, window_ms, CollapseRules::default()));
+    for r in &runs {
+        let open = crate::sources::collector_runs::open::OpenRun {
+            started_ms: r.started_s * 1000,
+            completed_ms: r.completed_s * 1000,
+            status: r.status.into(),
+            duration_ms: 1,
+            events: r.events,
+            rows: 1,
+            error: Text::default(),
+        };
+        state.add_run(key("k"), open, 0);
+    }
+    let point = |r: &Run| settle_point_ms(r.started_s * 1000, r.completed_s * 1000, window_ms);
+    let mut since = 0;
+    for end in [105_000, 120_000, 145_000, 151_000, 500_000] {
+        let settling: Vec<Run> = runs.iter().filter(|r| (since..end).contains(&point(r))).cloned().collect();
+        state.settle(aggregate(&settling, 0), end, 0);
+        since = end;
+        let s = &states(&mut state)[&key("k")];
+        assert_eq!(
+            (s.last_completed_ms, &*s.last_status, s.consecutive_failures, s.last_success_ms),
+            (150_000, "failed", 2, 115_000),
+            "after settling up to {end}"
+        );
+    }
+    assert_eq!(state.open_runs, 0);
+}
+
+#[test]
+fn the_settle_point_is_the_completion_at_most_a_window_after_the_start() {
+    assert_eq!(settle_point_ms(100, 150, 60), 150, "completed within the window");
+    assert_eq!(settle_point_ms(100, 500, 60), 160, "completion past the window: its start plus the window");
+    assert_eq!(settle_point_ms(100, 50, 60), 100, "a completion before the start: the start");
+    assert_eq!(settle_point_ms(i64::MAX - 1, i64::MAX, 60), i64::MAX, "no overflow");
+}
+
+/// Random runs of one key (durations within the window, distinct completions), kept as window
+/// runs and settled in random steps: after every step the key's state equals the aggregate of
+/// all its runs (the SQL's meaning, `aggregate` above).
+#[test]
+fn random_runs_settled_in_random_steps_equal_the_aggregate_of_all() {
+    let window_ms = 60_000;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for case in 0..500 {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut completions = std::collections::HashSet::new();
+        for _ in 0..(1 + next(12)) {
+            let started_s = next(200) as i64;
+            let completed_s = started_s + next(59) as i64;
+            if completions.insert(completed_s) {
+                let status = ["succeeded", "succeeded", "failed", "partial"][next(4) as usize];
+                runs.push(Run {
+                    collector: "k",
+                    account: "111",
+                    started_s,
+                    completed_s,
+                    status,
+                    events: next(50) as u32,
+                });
+            }
+        }
+        let mut state = RunsState::from_settled(Settled::new(0, window_ms, CollapseRules::default()));
+        for r in &runs {
+            let open = crate::sources::collector_runs::open::OpenRun {
+                started_ms: r.started_s * 1000,
+                completed_ms: r.completed_s * 1000,
+                status: r.status.into(),
+                duration_ms: 1,
+                events: r.events,
+                rows: 1,
+                error: Text::default(),
+            };
+            state.add_run(key("k"), open, 0);
+        }
+        let all = KeyState::from_agg(&aggregate(&runs, 0)[0].1, CollapseRules::default().collector("k"));
+        let point = |r: &Run| settle_point_ms(r.started_s * 1000, r.completed_s * 1000, window_ms);
+        let mut since = 0;
+        while since < 300_000 {
+            let end = since + 1 + next(40_000) as i64;
+            let settling: Vec<Run> = runs.iter().filter(|r| (since..end).contains(&point(r))).cloned().collect();
+            state.settle(aggregate(&settling, 0), end, 0);
+            since = end;
+            let s = &states(&mut state)[&key("k")];
+            let view = |s: &KeyState| {
+                (
+                    s.last_completed_ms,
+                    s.last_status.clone(),
+                    s.consecutive_failures,
+                    s.consecutive_partials,
+                    s.last_success_ms,
+                    s.output.clone(),
+                )
+            };
+            assert_eq!(view(s), view(&all), "case {case}, settled up to {end}");
+        }
+    }
 }
