@@ -200,6 +200,32 @@ def lifecycle(stack, incident):
     nothing_new(f"Prometheus restarted (paging rules at for: {PRODUCTION_FOR_S // 60}m)", before, pages_before, mark)
 
 
+def explain_may_page(stack):
+    """For a page of MAY_PAGE (cause open), prints what its collector's SLO series did over the
+    run, so the run that sees it says why: the burn rates, the counters' rates, the keys by
+    health and the alert's own description."""
+    notes = [n["notification"] for n in stack.sink.notifications() if n["receiver"] == "pager"]
+    seen = {(a["labels"]["alertname"], a["labels"].get("collector")): a for n in notes for a in n.get("alerts", [])}
+    for (alertname, collector), alert in seen.items():
+        if (alertname, collector) not in MAY_PAGE:
+            continue
+        print(f"     MAY_PAGE {alertname} {collector}: {alert['labels']} {alert['annotations'].get('description')}", flush=True)
+        c = f'collector="{collector}"'
+        for expr in (f"collector:polo_collector_slo_burn_rate:5m{{{c}}}[60m]",
+                     f"collector:polo_collector_slo_burn_rate:1h{{{c}}}[60m]",
+                     f"sum(rate(polo_collector_stale_key_seconds_total{{{c}}}[1m]))[60m:30s]",
+                     f"sum(rate(polo_collector_key_seconds_total{{{c}}}[1m]))[60m:30s]",
+                     f"polo_collector_stale_key_seconds_total{{{c}}}[60m]",
+                     f"polo_collector_keys{{{c}}}[60m]",
+                     f"ALERTS{{alertname=\"{alertname}\",{c}}}[60m]"):
+            try:
+                for series in stack.query(expr):
+                    points = " ".join(f"{int(float(t)) % 10000}:{float(v):.4g}" for t, v in series["values"])
+                    print(f"       {expr} {series['metric']}: {points}", flush=True)
+            except Exception as err:  # diagnostics only: never fail the check on them
+                print(f"       {expr}: {err}", flush=True)
+
+
 def parse_time(text):
     """An RFC 3339 time of Prometheus's API (nanoseconds, Z) as a Unix time."""
     import datetime
@@ -415,6 +441,10 @@ def main():
             ok = False
         check("ClickHouse back: the exporter recovers without a restart", ok)
     finally:
+        try:
+            explain_may_page(stack)
+        except Exception as err:  # the stack may not have come up
+            print(f"     (no MAY_PAGE diagnostics: {err})", flush=True)
         stack.stop()
         if all(results):
             shutil.rmtree(workdir, ignore_errors=True)
