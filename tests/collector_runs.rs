@@ -283,6 +283,19 @@ fn assert_keys_match(ch: &DevClickHouse, m: &Metrics) {
     }
 }
 
+/// `polo_collector_runs_total` equals the runs completed since `started_ms`, per collector and
+/// status, counted by ClickHouse; returns how many (collector, status) pairs there are.
+fn assert_runs_total_match(ch: &DevClickHouse, m: &Metrics, started_ms: i64, ctx: &str) -> usize {
+    let since = ch.rows(&format!(
+        "SELECT collector, status, count() AS n FROM polo.collector_runs WHERE completed_at >= fromUnixTimestamp64Milli({started_ms}) GROUP BY collector, status"
+    ));
+    for row in &since {
+        let l = [("collector", row["collector"].as_str().unwrap()), ("status", row["status"].as_str().unwrap())];
+        assert_eq!(m.value("polo_collector_runs_total", &l), Some(num(&row["n"])), "{ctx} {l:?}");
+    }
+    since.len()
+}
+
 fn assert_accounts_match(ch: &DevClickHouse, m: &Metrics) {
     // The seed's account-coverage query.
     let by_status = ch.rows("SELECT polo_status, count() AS account_count, groupArray(account_name) AS accounts FROM polo.aws_accounts FINAL GROUP BY polo_status");
@@ -414,14 +427,7 @@ fn metrics_equal_the_seed_sql_before_and_after_new_runs() {
     assert_eq!(m.value("polo_collector_dependencies_ready", &[("collector", "hierarchy_builder")]), Some(1.0));
 
     // runs_total counts the runs completed since the exporter started, each once.
-    let since = ch.rows(&format!(
-        "SELECT collector, status, count() AS n FROM polo.collector_runs WHERE completed_at >= fromUnixTimestamp64Milli({started_ms}) GROUP BY collector, status"
-    ));
-    assert!(since.len() >= 5);
-    for row in &since {
-        let l = [("collector", row["collector"].as_str().unwrap()), ("status", row["status"].as_str().unwrap())];
-        assert_eq!(m.value("polo_collector_runs_total", &l), Some(num(&row["n"])), "{l:?}");
-    }
+    assert!(assert_runs_total_match(&ch, &m, started_ms, "") >= 5);
     assert_eq!(m.value("polo_collector_runs_total", &[("collector", "c_ok"), ("status", "failed")]), Some(0.0));
     let again = exporter.scrape();
     assert_eq!(
@@ -680,13 +686,7 @@ fn random_arrivals_equal_the_seed_sql_after_every_scrape() {
             exporter.log()
         );
         assert_keys_match(&ch, &m);
-        let since = ch.rows(&format!(
-            "SELECT collector, status, count() AS n FROM polo.collector_runs WHERE completed_at >= fromUnixTimestamp64Milli({started_ms}) GROUP BY collector, status"
-        ));
-        for row in &since {
-            let l = [("collector", row["collector"].as_str().unwrap()), ("status", row["status"].as_str().unwrap())];
-            assert_eq!(m.value("polo_collector_runs_total", &l), Some(num(&row["n"])), "round {round} {l:?}");
-        }
+        assert_runs_total_match(&ch, &m, started_ms, &format!("round {round}"));
         std::thread::sleep(std::time::Duration::from_millis(500 + rng.below(3_500)));
     }
 }

@@ -42,6 +42,24 @@ from rules_docs import minutes  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+
+def to_sink(cfg, sink, send_resolved):
+    """The shipped routing, its receivers (but the blackhole) posting to `sink`, every group_wait
+    and group_interval 1s (so a check takes seconds, not the shipped minutes)."""
+    cfg["receivers"] = [r if r["name"] == "blackhole" else {"name": r["name"], "webhook_configs": [{"url": f"{sink.url}/{r['name']}", "send_resolved": send_resolved}]}
+                        for r in cfg["receivers"]]
+
+    def fast(route):
+        for k in ("group_wait", "group_interval"):
+            if k in route:
+                route[k] = "1s"
+        for r in route.get("routes", []):
+            fast(r)
+
+    fast(cfg["route"])
+    cfg["route"]["group_wait"] = "1s"
+    cfg["route"]["group_interval"] = "1s"
+
 def alert(name, severity, **labels):
     return {"labels": {"alertname": name, "severity": severity, **labels}, "annotations": {"summary": name, "description": name}}
 
@@ -218,19 +236,7 @@ def check_time_intervals(tmp):
         try:
             cfg = copy.deepcopy(base_cfg)
             cfg["time_intervals"] = [{"name": n, "time_intervals": make()} for n, make in intervals.items()]
-            cfg["receivers"] = [r if r["name"] == "blackhole" else {"name": r["name"], "webhook_configs": [{"url": f"{sink.url}/{r['name']}", "send_resolved": False}]}
-                                for r in cfg["receivers"]]
-
-            def fast(route):
-                for k in ("group_wait", "group_interval"):
-                    if k in route:
-                        route[k] = "1s"
-                for r in route.get("routes", []):
-                    fast(r)
-
-            cfg["route"]["group_wait"] = "1s"
-            cfg["route"]["group_interval"] = "1s"
-            fast(cfg["route"])
+            to_sink(cfg, sink, send_resolved=False)
 
             # The Watchdog is never muted, so its arrival says Alertmanager has flushed; then give
             # the other groups (same group_wait) two more seconds.
@@ -289,19 +295,7 @@ def check_collector_one_page(tmp):
     try:
         cfg = shipped()
         cfg["time_intervals"] = [{"name": n, "time_intervals": f()} for n, f in (("business_hours", always), ("maintenance", never))]
-        cfg["receivers"] = [r if r["name"] == "blackhole" else {"name": r["name"], "webhook_configs": [{"url": f"{sink.url}/{r['name']}", "send_resolved": True}]}
-                            for r in cfg["receivers"]]
-
-        def fast(route):
-            for k in ("group_wait", "group_interval"):
-                if k in route:
-                    route[k] = "1s"
-            for r in route.get("routes", []):
-                fast(r)
-
-        cfg["route"]["group_wait"] = "1s"
-        cfg["route"]["group_interval"] = "1s"
-        fast(cfg["route"])
+        to_sink(cfg, sink, send_resolved=True)
         common = {"job": "polo-exporter", "instance": "p:9820", "collector": "cur_ingest"}
         burn = alert("PoloCollectorFreshnessBudgetBurn", "critical", burn_window="1h", **common)
         other = alert("PoloCollectorFreshnessBudgetBurn", "critical", burn_window="6h", **dict(common, collector="config_ec2"))

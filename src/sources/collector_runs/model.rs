@@ -172,7 +172,7 @@ pub struct Slot {
     /// The settled runs' state (None for a key whose runs are all in the window).
     pub state: Option<KeyState>,
     /// Parts mode: the key's runs of the window, one by one.
-    pub runs: Vec<Kept>,
+    pub runs: open::Runs,
     /// Window mode: the aggregate of the key's runs of the window.
     pub open: Option<Box<Agg>>,
     /// The freshness SLO's accounting of the key.
