@@ -15,6 +15,7 @@ pub mod config;
 pub mod families;
 pub mod health;
 mod incremental;
+pub mod key_table;
 pub mod model;
 pub mod open;
 pub mod output;

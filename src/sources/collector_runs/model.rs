@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
+use super::key_table::KeyTable;
 use super::open::{self, Kept, OpenRun};
 use super::output::{Collapse, CollapseRules, Output};
 use super::parts::PartsCursor;
@@ -195,9 +196,8 @@ impl Slot {
 /// window's runs beside it.
 #[derive(Debug, Default)]
 pub struct Settled {
-    /// Boxed: the map's buckets (a power of two, up to twice the keys) then hold a pointer, not
-    /// a slot (at a million keys: ~120 MB less).
-    pub keys: KeyMap<Box<Slot>>,
+    /// One slot per key, side by side (see `key_table.rs`).
+    pub keys: KeyTable<Slot>,
     pub until_ms: i64,
     /// The late-arrival window, in ms (see [`settle_point_ms`]).
     pub window_ms: i64,
@@ -222,10 +222,7 @@ impl Settled {
         for (key, agg) in aggs {
             count(&mut self.counted, &key.0, &agg.counted);
             let collapse = self.collapse.collector(&key.0);
-            let slot = match self.keys.get_mut(&key) {
-                Some(slot) => slot,
-                None => self.keys.entry(key).or_default(),
-            };
+            let slot = self.keys.get_or_default(key);
             match &mut slot.state {
                 Some(state) => state.merge(&agg, collapse),
                 None => slot.state = Some(KeyState::from_agg(&agg, collapse)),
@@ -281,7 +278,7 @@ impl RunsState {
         }
         for (key, agg) in open {
             count(&mut self.open_counted, &key.0, &agg.counted);
-            let slot = self.settled.keys.entry(key).or_default();
+            let slot = self.settled.keys.get_or_default(key);
             slot.open = Some(Box::new(agg));
             slot.dirty = true;
         }
@@ -340,10 +337,7 @@ impl RunsState {
             return;
         }
         let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));
-        let slot = match self.settled.keys.get_mut(&key) {
-            Some(slot) => slot,
-            None => self.settled.keys.entry(key).or_default(),
-        };
+        let slot = self.settled.keys.get_or_default(key);
         if open::add(&mut slot.runs, run) {
             slot.dirty = true;
             self.open_runs += 1;
@@ -403,7 +397,7 @@ impl RunsState {
     /// Hands the SLO parts the history computed to the keys' slots.
     pub fn adopt_sli(&mut self, parts: KeyMap<KeySli>) {
         for (key, sli) in parts {
-            self.settled.keys.entry(key).or_default().sli = Some(sli);
+            self.settled.keys.get_or_default(key).sli = Some(sli);
         }
     }
 
