@@ -413,6 +413,8 @@ impl Source for CollectorRuns {
             }
         };
         let mut mapped = families::map(&view, &runs_total, &inner.cfg, now);
+        drop(view);
+        state.release_view();
         let (slo_families, collectors) = inner.slo_report(&mapped.collectors, now);
         mapped.families.extend(slo_families);
         Ok(SourceOutput { families: mapped.families, status: Some(collectors), ..SourceOutput::default() })

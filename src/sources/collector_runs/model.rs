@@ -80,7 +80,8 @@ pub struct Agg {
     /// `partial` runs of the range that completed after `last_non_partial_ms`.
     pub partial_after: u64,
     /// events_produced of the range's `succeeded` runs, in completed_at order.
-    pub success_events: Vec<u32>,
+    /// Inline up to two (a scrape builds one per key with window runs: no allocation for most).
+    pub success_events: smallvec::SmallVec<[u32; 2]>,
     /// Runs of the range that completed since the exporter started, by status (for `runs_total`).
     pub counted: Vec<(Text, u64)>,
 }
@@ -178,11 +179,6 @@ pub struct Slot {
     pub open: Option<Box<Agg>>,
     /// The freshness SLO's accounting of the key.
     pub sli: Option<KeySli>,
-    /// The key's current state when it has window runs (settled state with them folded in),
-    /// kept until they or the state change, so a scrape recomputes only the keys that changed.
-    current: Option<KeyState>,
-    /// `current` is out of date.
-    dirty: bool,
 }
 
 impl Slot {
@@ -227,7 +223,6 @@ impl Settled {
                 Some(state) => state.merge(&agg, collapse),
                 None => slot.state = Some(KeyState::from_agg(&agg, collapse)),
             }
-            slot.dirty = true;
         }
         self.until_ms = self.until_ms.max(range_end_ms);
     }
@@ -258,6 +253,8 @@ pub struct RunsState {
     pub cursor: PartsCursor,
     /// Parts mode: the slots hold every run of the window.
     pub open_ready: bool,
+    /// The current states of the keys with window runs, during a view (see `view_accounting`).
+    fresh: Vec<KeyState>,
 }
 
 impl RunsState {
@@ -274,13 +271,11 @@ impl RunsState {
         self.open_counted.clear();
         for slot in self.settled.keys.values_mut() {
             slot.open = None;
-            slot.dirty = true;
         }
         for (key, agg) in open {
             count(&mut self.open_counted, &key.0, &agg.counted);
             let slot = self.settled.keys.get_or_default(key);
             slot.open = Some(Box::new(agg));
-            slot.dirty = true;
         }
         self.settled.keys.retain(|_, slot| !slot.is_empty());
         self.total();
@@ -302,7 +297,6 @@ impl RunsState {
                 keep
             });
             removed += before - slot.runs.len();
-            slot.dirty |= before != slot.runs.len();
             !slot.is_empty()
         });
         self.open_runs -= removed;
@@ -339,7 +333,6 @@ impl RunsState {
         let counted = (run.completed_ms >= counting_since_ms).then(|| (key.0.clone(), run.status.clone()));
         let slot = self.settled.keys.get_or_default(key);
         if open::add(&mut slot.runs, run) {
-            slot.dirty = true;
             self.open_runs += 1;
             if let Some((collector, status)) = counted {
                 count(&mut self.open_counted, &collector, &[(status, 1)]);
@@ -361,7 +354,7 @@ impl RunsState {
     }
 
     /// The current state of every key, in no particular order: settled, with the window's runs
-    /// folded in (recomputed only for the keys whose runs or state changed since the last view).
+    /// folded in.
     pub fn view(&mut self) -> Vec<(&Key, &KeyState)> {
         self.view_accounting(|_, _, _| {})
     }
@@ -373,17 +366,23 @@ impl RunsState {
         &mut self,
         mut account: impl FnMut(&Key, &KeyState, &mut Option<KeySli>),
     ) -> Vec<(&Key, &KeyState)> {
-        let mut out: Vec<(&Key, &KeyState)> = Vec::with_capacity(self.settled.keys.len());
+        // The current state of each key with window runs, computed per scrape in table order and
+        // released after it (`release_view`): not kept per key, which at a million keys (every
+        // key runs within the window) held a second 80-byte state per key between scrapes.
         let collapse = &self.settled.collapse;
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.clear();
+        for (key, slot) in self.settled.keys.iter() {
+            fresh.extend(current(collapse, key, &slot.state, &slot.runs, slot.open.as_deref()));
+        }
+        self.fresh = fresh;
+        let mut fresh = self.fresh.iter();
+        let mut out: Vec<(&Key, &KeyState)> = Vec::with_capacity(self.settled.keys.len());
         for (key, slot) in self.settled.keys.iter_mut() {
-            let slot: &mut Slot = slot;
-            if slot.dirty {
-                slot.current = current(collapse, key, &slot.state, &slot.runs, slot.open.as_deref());
-                slot.dirty = false;
-            }
-            let Slot { state, current, sli, .. } = slot;
-            let (state, current): (&Option<KeyState>, &Option<KeyState>) = (state, current);
-            match current.as_ref().or(state.as_ref()) {
+            let in_window = !slot.runs.is_empty() || slot.open.is_some();
+            let Slot { state, sli, .. } = slot;
+            let now = if in_window { fresh.next() } else { state.as_ref() };
+            match now {
                 Some(now) => {
                     account(key, now, sli);
                     out.push((key, now));
@@ -392,6 +391,11 @@ impl RunsState {
             }
         }
         out
+    }
+
+    /// Frees the current states of the last view (call once it is mapped).
+    pub fn release_view(&mut self) {
+        self.fresh = Vec::new();
     }
 
     /// Hands the SLO parts the history computed to the keys' slots.
@@ -407,7 +411,6 @@ impl RunsState {
         self.settled.keys.retain(|_, slot| {
             if slot.state.as_ref().is_some_and(|s| s.last_completed_ms < oldest_ms) {
                 slot.state = None;
-                slot.dirty = true;
             }
             !slot.is_empty()
         });

@@ -29,7 +29,8 @@ pub type Runs = smallvec::SmallVec<[Kept; 1]>;
 
 /// Adds `run` to a key's runs unless the same row is already there (a part merged before it was
 /// read, or inserted between the parts listing and a read); returns whether it was new. A key
-/// holds a few runs, so they are compared whole.
+/// holds a few runs, so they are compared whole. The runs stay in completion order (ties by the
+/// events, as the SQL sorts `(completed_at, events_produced)`), so a scrape need not sort them.
 pub fn add(runs: &mut Runs, run: OpenRun) -> bool {
     if runs.iter().any(|k| k.run == run) {
         return false;
@@ -38,37 +39,30 @@ pub fn add(runs: &mut Runs, run: OpenRun) -> bool {
         // A second run: room for two, not the default four.
         runs.reserve_exact(1);
     }
-    runs.push(Kept { run });
+    let at = runs.partition_point(|k| (k.run.completed_ms, k.run.events) <= (run.completed_ms, run.events));
+    runs.insert(at, Kept { run });
     true
 }
 
-/// What the window SQL computes for one key's runs: the latest run by completed_at, the latest
-/// success, the failure and partial streaks after the latest run that breaks them, the
-/// successes' events in completion order and the runs completed since `counting_since_ms`.
-/// `counting_since_ms` = `i64::MAX` counts nothing (a scrape's view does not need the counts).
+/// What the window SQL computes for one key's runs (in completion order, as [`add`] keeps them):
+/// the latest run by completed_at, the latest success, the failure and partial streaks after the
+/// latest run that breaks them, the successes' events in completion order and the runs completed
+/// since `counting_since_ms`. `counting_since_ms` = `i64::MAX` counts nothing (a scrape's view
+/// does not need the counts).
 pub fn aggregate(runs: &[Kept], counting_since_ms: i64) -> Agg {
-    // Most keys have one run in the window: no allocation to order it.
-    let single: [&OpenRun; 1];
-    let many: Vec<&OpenRun>;
-    let order: &[&OpenRun] = if let [only] = runs {
-        single = [&only.run];
-        &single
-    } else {
-        let mut v: Vec<&OpenRun> = runs.iter().map(|k| &k.run).collect();
-        // Ties in completion broken by the events, as the SQL sorts (completed_at, events_produced).
-        v.sort_by_key(|r| (r.completed_ms, r.events));
-        many = v;
-        &many
-    };
-    let last = order[order.len() - 1];
-    let latest = |keep: &dyn Fn(&OpenRun) -> bool| order.iter().filter(|r| keep(r)).map(|r| r.completed_ms).max();
+    debug_assert!(runs
+        .windows(2)
+        .all(|w| (w[0].run.completed_ms, w[0].run.events) <= (w[1].run.completed_ms, w[1].run.events)));
+    let order = || runs.iter().map(|k| &k.run);
+    let last = &runs[runs.len() - 1].run;
+    let latest = |keep: &dyn Fn(&OpenRun) -> bool| order().filter(|r| keep(r)).map(|r| r.completed_ms).max();
     let last_non_failed_ms = latest(&|r| &*r.status != "failed").unwrap_or(0);
     let last_non_partial_ms = latest(&|r| &*r.status != "partial").unwrap_or(0);
     let after = |status: &str, breaker: i64| {
-        order.iter().filter(|r| &*r.status == status && r.completed_ms > breaker).count() as u64
+        order().filter(|r| &*r.status == status && r.completed_ms > breaker).count() as u64
     };
     let mut counted: Vec<(Text, u64)> = Vec::new();
-    for r in order.iter().filter(|r| r.completed_ms >= counting_since_ms) {
+    for r in order().filter(|r| r.completed_ms >= counting_since_ms) {
         match counted.iter_mut().find(|(s, _)| *s == r.status) {
             Some((_, n)) => *n += 1,
             None => counted.push((r.status.clone(), 1)),
@@ -86,7 +80,7 @@ pub fn aggregate(runs: &[Kept], counting_since_ms: i64) -> Agg {
         failed_after: after("failed", last_non_failed_ms),
         last_non_partial_ms,
         partial_after: after("partial", last_non_partial_ms),
-        success_events: order.iter().filter(|r| &*r.status == "succeeded").map(|r| r.events).collect(),
+        success_events: order().filter(|r| &*r.status == "succeeded").map(|r| r.events).collect(),
         counted,
     }
 }
@@ -131,7 +125,7 @@ mod tests {
         assert_eq!(agg.last_success_ms, 500_000);
         assert_eq!((agg.last_non_failed_ms, agg.failed_after), (500_000, 0));
         assert_eq!((agg.last_non_partial_ms, agg.partial_after), (500_000, 0));
-        assert_eq!(agg.success_events, vec![7, 9]);
+        assert_eq!(agg.success_events.as_slice(), [7, 9]);
         let mut counted = agg.counted.clone();
         counted.sort();
         assert_eq!(counted, vec![("failed".into(), 2), ("partial".into(), 1), ("succeeded".into(), 1)]);

@@ -143,7 +143,7 @@ impl AggRow {
                 failed_after: self.failed_after,
                 last_non_partial_ms: self.last_non_partial_ms,
                 partial_after: self.partial_after,
-                success_events: self.success_events,
+                success_events: self.success_events.into(),
                 counted: statuses.iter().map(|s| names.text(&s.0)).zip(counts).collect(),
             },
         )
