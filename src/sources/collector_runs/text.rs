@@ -11,8 +11,26 @@ use std::sync::{Arc, OnceLock};
 /// An immutable, shared string: one thin pointer (8 bytes, not a 16-byte `Arc<str>`). A key
 /// holds three and a state and each window run two, so at a million keys the thin pointer saves
 /// about 100 MB; the extra indirection is paid once per distinct text, a few tens of thousands.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Text(Arc<Box<str>>);
+
+/// By content, as `str`; a text compared with itself (the same collector of two keys, the usual
+/// case when a million keys are ranked) is equal without reading the bytes.
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.as_str().cmp(other.as_str())
+        }
+    }
+}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Text {
     pub fn as_str(&self) -> &str {
@@ -128,6 +146,7 @@ impl Interner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering::{Equal, Greater, Less};
 
     #[test]
     fn equal_texts_share_one_allocation_until_unused() {
@@ -139,6 +158,8 @@ mod tests {
         assert_eq!(names.len(), 1);
         assert_eq!(std::mem::size_of::<Text>(), 8, "a thin pointer");
         assert!(Arc::ptr_eq(&Text::default().0, &Text::default().0), "one empty text");
+        let (x, y) = (Text::from("b"), Text::from("a"));
+        assert_eq!((x.cmp(&y), y.cmp(&x), x.cmp(&x.clone()), x.cmp(&Text::from("b"))), (Greater, Less, Equal, Equal));
         drop((a, b));
         names.text("other");
         names.sweep();
