@@ -77,6 +77,19 @@ fn aggregate(runs: &[Run], counting_since_s: i64) -> Vec<(Key, Agg)> {
         .collect()
 }
 
+/// A run as the window keeps it (read from a part).
+fn window_run(r: &Run) -> crate::sources::collector_runs::open::OpenRun {
+    crate::sources::collector_runs::open::OpenRun {
+        started_ms: r.started_s * 1000,
+        completed_ms: r.completed_s * 1000,
+        status: r.status.into(),
+        duration_ms: 1,
+        events: r.events,
+        rows: 1,
+        error: Text::default(),
+    }
+}
+
 /// Splits runs at `at_s` by started_at, as a settling/open read does.
 fn split(runs: &[Run], from_s: i64, at_s: i64) -> (Vec<Run>, Vec<Run>) {
     let in_range: Vec<Run> = runs.iter().filter(|r| r.started_s >= from_s).cloned().collect();
@@ -494,16 +507,7 @@ fn runs_completing_across_a_settle_step_keep_completion_order() {
     let runs = [run("k", 100, 150, "failed"), run("k", 110, 115, "succeeded"), run("k", 112, 140, "failed")];
     let mut state = RunsState::from_settled(Settled::new(0, window_ms, CollapseRules::default()));
     for r in &runs {
-        let open = crate::sources::collector_runs::open::OpenRun {
-            started_ms: r.started_s * 1000,
-            completed_ms: r.completed_s * 1000,
-            status: r.status.into(),
-            duration_ms: 1,
-            events: r.events,
-            rows: 1,
-            error: Text::default(),
-        };
-        state.add_run(key("k"), open, 0);
+        state.add_run(key("k"), window_run(r), 0);
     }
     let point = |r: &Run| settle_point_ms(r.started_s * 1000, r.completed_s * 1000, window_ms);
     let mut since = 0;
@@ -562,16 +566,7 @@ fn random_runs_settled_in_random_steps_equal_the_aggregate_of_all() {
         }
         let mut state = RunsState::from_settled(Settled::new(0, window_ms, CollapseRules::default()));
         for r in &runs {
-            let open = crate::sources::collector_runs::open::OpenRun {
-                started_ms: r.started_s * 1000,
-                completed_ms: r.completed_s * 1000,
-                status: r.status.into(),
-                duration_ms: 1,
-                events: r.events,
-                rows: 1,
-                error: Text::default(),
-            };
-            state.add_run(key("k"), open, 0);
+            state.add_run(key("k"), window_run(r), 0);
         }
         let all = KeyState::from_agg(&aggregate(&runs, 0)[0].1, CollapseRules::default().collector("k"));
         let point = |r: &Run| settle_point_ms(r.started_s * 1000, r.completed_s * 1000, window_ms);
